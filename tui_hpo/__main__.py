@@ -1,0 +1,3 @@
+from tui_hpo.cli import main
+
+main()

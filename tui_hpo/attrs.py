@@ -1,0 +1,26 @@
+"""Names of the trial attributes tui-hpo writes, in one place (docs/storage.md lists them).
+
+User attrs, so the ``optuna`` CLI and optuna-dashboard show them beside the user's own:
+
+- ``tui_hpo.host``, ``tui_hpo.pid``: the machine and process that ran the trial;
+- ``tui_hpo.worker``: the worker's row id in ``tui_hpo_workers``;
+- ``tui_hpo.gpu``: the ``CUDA_VISIBLE_DEVICES`` the worker got (``none`` when GPUs were hidden);
+- ``tui_hpo.sampler``, ``tui_hpo.pruner``: ``{"name": ..., "kwargs": {...}}`` in force when the
+  trial was asked for;
+- ``tui_hpo.fail_reason``: why a failed trial failed (also in Optuna's ``fail_reason`` system
+  attr).
+"""
+
+from __future__ import annotations
+
+PREFIX = "tui_hpo."
+HOST = PREFIX + "host"
+PID = PREFIX + "pid"
+WORKER = PREFIX + "worker"
+GPU = PREFIX + "gpu"
+SAMPLER = PREFIX + "sampler"
+PRUNER = PREFIX + "pruner"
+FAIL_REASON = PREFIX + "fail_reason"
+
+OPTUNA_FAIL_REASON = "fail_reason"
+"""Optuna's own system attr for the same thing."""

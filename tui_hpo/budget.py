@@ -1,0 +1,106 @@
+"""Exactly N trials across all workers: counting and taking a trial under one lock per study.
+
+Optuna's own ``MaxTrialsCallback`` counts trials after the fact, so W workers can overshoot by
+up to W-1. Here the count and the creation of the next trial happen under a lock that every
+process of the study honours, whatever machine it runs on:
+
+- PostgreSQL: a session-level advisory lock keyed by the study id;
+- MySQL: ``GET_LOCK`` on a name built from the study id;
+- SQLite (one machine by nature): ``flock`` on the database file itself, which doesn't
+  interfere with SQLite's own POSIX byte-range locks and needs no file beside the database.
+
+A process that dies while holding the lock releases it with its connection or file handle.
+Only the creation of the trial row happens under the lock; the sampler runs outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from tui_hpo import control
+
+if TYPE_CHECKING:
+    import optuna
+
+LOCK_NAMESPACE = 0x7475  # "tu": keeps our advisory locks apart from other applications'
+
+
+@contextlib.contextmanager
+def study_lock(engine: sa.Engine, study_id: int) -> Iterator[None]:
+    """Hold the study's budget lock for the duration of the block."""
+    backend = engine.dialect.name
+    if backend == "sqlite":
+        path = engine.url.database
+        assert path
+        with open(path, "rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return
+    with engine.connect() as con:
+        if backend == "postgresql":
+            con.execute(sa.select(sa.func.pg_advisory_lock(LOCK_NAMESPACE, study_id)))
+            con.commit()
+            try:
+                yield
+            finally:
+                con.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_NAMESPACE, study_id)))
+                con.commit()
+        elif backend == "mysql":
+            name = f"tui_hpo_budget_{study_id}"
+            con.execute(sa.text("SELECT GET_LOCK(:n, -1)"), {"n": name})
+            try:
+                yield
+            finally:
+                con.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+        else:  # pragma: no cover - storage.parse_url admits no other backend
+            yield
+
+
+def take_trial(study: optuna.Study, engine: sa.Engine) -> int | None:
+    """The id of the next trial to run (a queued one first), or None when the budget is spent.
+
+    Mirrors ``Study.ask`` up to the point where the sampler runs, so that only the row's
+    creation is serialised: the caller builds ``optuna.Trial(study, trial_id)`` outside.
+    """
+    study_id = study._study_id
+    with study_lock(engine, study_id):
+        with engine.connect() as con:
+            orders = control.read_orders(con, study_id)
+            if orders.trial_budget is not None:
+                if control.count_trials(con, study_id) >= orders.trial_budget:
+                    return None
+        study._thread_local.cached_all_trials = None
+        trial_id = study._pop_waiting_trial_id()
+        if trial_id is None:
+            trial_id = study._storage.create_new_trial(study_id)
+        return trial_id
+
+
+def budget_left(engine: sa.Engine, study_id: int) -> int | None:
+    """Trials the study may still start; None when its budget is open."""
+    with engine.connect() as con:
+        orders = control.read_orders(con, study_id)
+        if orders.trial_budget is None:
+            return None
+        return max(0, orders.trial_budget - control.count_trials(con, study_id))
+
+
+def add_to_budget(engine: sa.Engine, study_id: int, extra: int) -> None:
+    """Widen the budget, e.g. by one for a trial re-queued by ``--retry-failed``."""
+    from tui_hpo import tables
+
+    with study_lock(engine, study_id), engine.begin() as con:
+        st = tables.studies
+        con.execute(
+            st.update()
+            .where(st.c.study_id == study_id, st.c.trial_budget.is_not(None))
+            .values(trial_budget=st.c.trial_budget + extra)
+        )

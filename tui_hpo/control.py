@@ -1,0 +1,172 @@
+"""What a study is told to do: its trial budget, deadline, seed, sampler and pruner in force.
+
+Everything here travels through the storage, so a worker on any machine that can open it sees
+the same orders. Workers read one ``Orders`` snapshot before each trial (one query); front ends
+(the CLI now, the app later) write through the functions below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from tui_hpo import tables
+from tui_hpo.samplers import Spec
+
+
+def db_now(con: sa.Connection) -> dt.datetime:
+    """The database's clock, naive: the one clock all machines of a study agree on."""
+    value = con.execute(sa.select(sa.func.now(type_=sa.DateTime))).scalar_one()
+    if isinstance(value, str):  # SQLite's CURRENT_TIMESTAMP
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Orders:
+    """A snapshot of what the workers of one study must do now."""
+
+    study_id: int
+    trial_budget: int | None
+    seed: int | None
+    deadline: dt.datetime | None
+    paused: bool
+    stop_requested: bool
+    sampler: Spec
+    pruner: Spec
+    sampler_setting_id: int
+    pruner_setting_id: int
+    now: dt.datetime
+
+    @property
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and self.now >= self.deadline
+
+
+DEFAULT_SAMPLER = Spec("tpe", {})
+DEFAULT_PRUNER = Spec("median", {})
+
+
+def _latest_setting(kind: str, study_id: int) -> sa.ScalarSelect[int]:
+    s = tables.settings
+    return (
+        sa.select(sa.func.max(s.c.setting_id))
+        .where(s.c.study_id == study_id, s.c.kind == kind)
+        .scalar_subquery()
+    )
+
+
+def read_orders(con: sa.Connection, study_id: int) -> Orders:
+    """One round trip: the study's row, the sampler and pruner in force, the database clock."""
+    st, s = tables.studies, tables.settings
+    sampler = s.alias("sampler")
+    pruner = s.alias("pruner")
+    row = con.execute(
+        sa.select(
+            st.c.trial_budget,
+            st.c.seed,
+            st.c.deadline,
+            st.c.paused,
+            st.c.stop_requested,
+            sampler.c.setting_id,
+            sampler.c.spec_json,
+            pruner.c.setting_id,
+            pruner.c.spec_json,
+        )
+        .select_from(st)
+        .outerjoin(sampler, sampler.c.setting_id == _latest_setting("sampler", study_id))
+        .outerjoin(pruner, pruner.c.setting_id == _latest_setting("pruner", study_id))
+        .where(st.c.study_id == study_id)
+    ).one_or_none()
+    now = db_now(con)
+    if row is None:  # a study that plain Optuna made: no orders yet, defaults apply
+        return Orders(
+            study_id, None, None, None, False, False, DEFAULT_SAMPLER, DEFAULT_PRUNER, 0, 0, now
+        )
+    return Orders(
+        study_id=study_id,
+        trial_budget=row[0],
+        seed=row[1],
+        deadline=row[2],
+        paused=bool(row[3]),
+        stop_requested=bool(row[4]),
+        sampler=Spec.from_json(row[6]) if row[6] else DEFAULT_SAMPLER,
+        pruner=Spec.from_json(row[8]) if row[8] else DEFAULT_PRUNER,
+        sampler_setting_id=row[5] or 0,
+        pruner_setting_id=row[7] or 0,
+        now=now,
+    )
+
+
+def count_trials(con: sa.Connection, study_id: int) -> int:
+    """Trials that took a slot of the budget: all but those still waiting in the queue."""
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    t = models.TrialModel.__table__
+    return con.execute(
+        sa.select(sa.func.count())
+        .select_from(t)
+        .where(t.c.study_id == study_id, t.c.state != TrialState.WAITING)
+    ).scalar_one()
+
+
+def prepare_run(
+    engine: sa.Engine,
+    study_id: int,
+    *,
+    n_trials: int | None,
+    timeout: float | None,
+    seed: int | None,
+    sampler: Spec | None,
+    pruner: Spec | None,
+) -> Orders:
+    """Record what a launch asks for, before its workers start.
+
+    ``n_trials`` adds to the study's budget (a second launch of 20 on a study that has run 40
+    runs 20 more); None leaves the budget open: workers run until stopped or out of time.
+    A sampler or pruner of None keeps the one in force (Optuna's defaults on a new study).
+    """
+    with engine.begin() as con:
+        now = db_now(con)
+        row = con.execute(
+            sa.select(tables.studies.c.trial_budget).where(tables.studies.c.study_id == study_id)
+        ).one_or_none()
+        budget = None
+        if n_trials is not None:
+            counted = count_trials(con, study_id)
+            budget = (max(row[0] or 0, counted) if row else counted) + n_trials
+        deadline = now + dt.timedelta(seconds=timeout) if timeout else None
+        values = {
+            "trial_budget": budget,
+            "seed": seed,
+            "deadline": deadline,
+            "stop_requested": False,
+            "updated_at": now,
+        }
+        if row is None:
+            con.execute(tables.studies.insert().values(study_id=study_id, paused=False, **values))
+        else:
+            con.execute(
+                tables.studies.update().where(tables.studies.c.study_id == study_id).values(values)
+            )
+        current = read_orders(con, study_id)
+        for kind, spec, in_force, recorded in (
+            ("sampler", sampler, current.sampler, current.sampler_setting_id),
+            ("pruner", pruner, current.pruner, current.pruner_setting_id),
+        ):
+            wanted = spec or in_force
+            if not recorded or wanted != in_force:
+                _add_setting(con, study_id, kind, wanted)
+        return read_orders(con, study_id)
+
+
+def _add_setting(con: sa.Connection, study_id: int, kind: str, spec: Spec) -> None:
+    con.execute(
+        tables.settings.insert().values(
+            study_id=study_id, kind=kind, spec_json=spec.to_json(), set_by=socket.gethostname()
+        )
+    )

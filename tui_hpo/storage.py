@@ -1,0 +1,271 @@
+"""Which storage to use, and opening it so that many processes can share it.
+
+One URL reaches every part of tui-hpo: ``--storage``, else ``TUI_HPO_STORAGE``, else
+``OPTUNA_STORAGE``, else the embedded default ``sqlite:///tui-hpo.db`` in the current folder.
+
+SQLite is tuned for several worker processes on one machine: WAL journal (readers never block
+the writer), a long busy timeout (writers queue instead of failing with "database is locked"),
+``synchronous=NORMAL`` (safe with WAL, far fewer fsyncs). PostgreSQL needs nothing special; it
+gets a connect timeout so an unreachable server is reported within seconds.
+
+Optuna's tables are created by Optuna itself and never altered. tui-hpo's own tables (see
+``tables.py``) sit beside them in the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tui_hpo.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+    import sqlalchemy
+
+DEFAULT_URL = "sqlite:///tui-hpo.db"
+ENV_VARS = ("TUI_HPO_STORAGE", "OPTUNA_STORAGE")
+
+SQLITE_BUSY_TIMEOUT_S = 120
+"""How long a SQLite writer waits for the lock. Long, because 16 workers ending trials at once
+queue for it; a short wait only turns queueing into "database is locked" failures."""
+
+CONNECT_TIMEOUT_S = 10
+
+
+def resolve_url(flag: str | None) -> str:
+    """The storage URL from the flag, the environment or the default, in that order."""
+    if flag:
+        return flag
+    for var in ENV_VARS:
+        value = os.environ.get(var)
+        if value:
+            return value
+    return DEFAULT_URL
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may be shown: any password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return "<malformed storage URL>"
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class StorageURL:
+    """A checked storage URL: what kind of database it names, and where."""
+
+    url: str
+    backend: str
+    sqlite_path: Path | None
+
+    @property
+    def masked(self) -> str:
+        return mask_url(self.url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.backend == "sqlite"
+
+
+def parse_url(url: str) -> StorageURL:
+    """Check the URL's form (not yet whether the database answers)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise UserError(
+            f"malformed storage URL {mask_url(url)!r}: expected e.g. sqlite:///tui-hpo.db "
+            "or postgresql+psycopg://user@host/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "mysql"):
+        raise UserError(
+            f"unsupported storage URL {mask_url(url)!r}: use sqlite:///PATH or "
+            "postgresql+psycopg://user@host/db"
+        )
+    path: Path | None = None
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise UserError(
+                "an in-memory SQLite storage can't be shared by worker processes: "
+                "give a file, e.g. sqlite:///tui-hpo.db"
+            )
+        path = Path(parsed.database).expanduser().absolute()
+    return StorageURL(url=url, backend=backend, sqlite_path=path)
+
+
+def check_reachable(target: StorageURL, *, must_exist: bool) -> None:
+    """Fail with one line when the database can't be opened, before anything is written.
+
+    ``must_exist`` is for commands that only read: they must not leave an empty SQLite file
+    behind when the user mistyped its path.
+    """
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        path = target.sqlite_path
+        if not path.exists():
+            if must_exist:
+                raise UserError(f"no storage at {target.masked}: the file {path} does not exist")
+            if not path.parent.is_dir():
+                raise UserError(
+                    f"can't create storage {target.masked}: folder {path.parent} does not exist"
+                )
+            return
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            try:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"can't open storage {target.masked}: {exc}") from None
+        return
+    engine = _engine_for_check(target)
+    try:
+        with engine.connect() as con:
+            con.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # the driver's own error types vary; all mean "can't reach"
+        raise UserError(f"can't reach storage {target.masked}: {_one_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _engine_for_check(target: StorageURL) -> sqlalchemy.Engine:
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.create_engine(
+            target.url, connect_args=_connect_args(target), poolclass=sqlalchemy.pool.NullPool
+        )
+    except ModuleNotFoundError as exc:
+        raise UserError(f"storage {target.masked} needs the {exc.name} driver") from None
+    except Exception as exc:
+        raise UserError(f"malformed storage URL {target.masked}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]
+
+
+def _connect_args(target: StorageURL) -> dict[str, Any]:
+    if target.is_sqlite:
+        return {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    if target.backend == "postgresql":
+        return {"connect_timeout": CONNECT_TIMEOUT_S}
+    if target.backend == "mysql":
+        return {"connect_timeout": CONNECT_TIMEOUT_S}
+    return {}
+
+
+def _tune_sqlite(path: Path) -> None:
+    """Switch the file to WAL once; the mode is stored in the file and outlives connections."""
+    con = sqlite3.connect(str(path), timeout=SQLITE_BUSY_TIMEOUT_S)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
+def _on_sqlite_connect(dbapi_con: Any, _record: Any) -> None:
+    cur = dbapi_con.cursor()
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Heartbeat settings for RDB storages: on by default, so a dead worker's trial ends FAIL."""
+
+    interval: int = 10
+    grace_period: int | None = None
+    retry_failed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.interval < 1:
+            raise UserError("--heartbeat-interval must be at least 1 second")
+        if self.grace_period is not None and self.grace_period < self.interval:
+            raise UserError("--grace-period must be at least the heartbeat interval")
+        if self.retry_failed is not None and self.retry_failed < 0:
+            raise UserError("--retry-failed must be 0 or more")
+
+    @property
+    def grace(self) -> int:
+        return self.grace_period if self.grace_period is not None else 2 * self.interval
+
+
+def open_storage(
+    target: StorageURL,
+    *,
+    heartbeat: Heartbeat | None = None,
+    must_exist: bool = False,
+    stale_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> optuna.storages.RDBStorage:
+    """Open (creating Optuna's tables if needed) a storage shared by many processes.
+
+    Raises UserError for anything the user can fix: bad URL, server down, not an Optuna
+    storage, or a schema version this Optuna doesn't know.
+    """
+    import optuna
+    import sqlalchemy
+
+    check_reachable(target, must_exist=must_exist)
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        _tune_sqlite(target.sqlite_path)
+    hb = heartbeat or Heartbeat()
+    callback = stale_callback
+    if callback is None and hb.retry_failed:
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=hb.retry_failed)
+    engine_kwargs: dict[str, Any] = {"connect_args": _connect_args(target)}
+    if not target.is_sqlite:
+        engine_kwargs["pool_pre_ping"] = True
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words only
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                target.url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=hb.interval,
+                grace_period=hb.grace_period,
+                heartbeat_stale_trial_callback=callback,
+            )
+    except RuntimeError as exc:  # Optuna's schema-version mismatch
+        raise UserError(f"storage {target.masked}: {_one_line(exc)}") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise UserError(f"can't open storage {target.masked}: {_one_line(exc)}") from None
+    if target.is_sqlite:
+        sqlalchemy.event.listen(storage.engine, "connect", _on_sqlite_connect)
+        storage.engine.dispose()  # later connections get the pragmas
+    from tui_hpo import tables
+
+    tables.ensure(storage.engine)
+    return storage
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+    """The study called ``name``, or one line naming the studies that do exist."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in storage.get_all_studies()]
+        known = ", ".join(sorted(names)[:10]) or "none"
+        raise UserError(f"no study named {name!r} in this storage (studies: {known})") from None

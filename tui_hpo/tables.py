@@ -1,0 +1,72 @@
+"""tui-hpo's own tables, kept beside Optuna's in the same database.
+
+Optuna's schema stays untouched (the ``optuna`` CLI and optuna-dashboard keep reading the
+storage); everything tui-hpo adds lives in tables prefixed ``tui_hpo_``. They reference
+Optuna's ``study_id`` by value, not by foreign key, so deleting a study with Optuna's own tools
+keeps working. docs/storage.md describes each column.
+
+- ``tui_hpo_studies``: one row per study tui-hpo has run: the trial budget, the seed, the
+  deadline and (from the control plane) the pause/stop flags. Workers read it before each trial.
+- ``tui_hpo_settings``: every sampler or pruner put in force, with its time; the newest row of
+  each kind is the one workers use, the rest is the history.
+- ``tui_hpo_workers``: every worker process that joined a study: where it runs, its state and
+  a heartbeat, so ``status`` and ``workers`` can show remote workers too.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+studies = sa.Table(
+    "tui_hpo_studies",
+    metadata,
+    sa.Column("study_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("trial_budget", sa.Integer, nullable=True),
+    sa.Column("seed", sa.Integer, nullable=True),
+    sa.Column("deadline", sa.DateTime, nullable=True),
+    sa.Column("paused", sa.Boolean, nullable=False, default=False),
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+)
+
+settings = sa.Table(
+    "tui_hpo_settings",
+    metadata,
+    sa.Column("setting_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # "sampler" or "pruner"
+    sa.Column("spec_json", sa.Text, nullable=False),
+    sa.Column("set_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+    sa.Column("set_by", sa.String(255), nullable=True),
+)
+
+workers = sa.Table(
+    "tui_hpo_workers",
+    metadata,
+    sa.Column("worker_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, nullable=False, index=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("gpu", sa.String(64), nullable=True),
+    sa.Column("log_path", sa.Text, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("trial_number", sa.Integer, nullable=True),
+    sa.Column("trials_done", sa.Integer, nullable=False, default=0),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("started_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+    sa.Column("heartbeat_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+)
+
+
+def ensure(engine: sa.Engine) -> None:
+    """Create tui-hpo's tables when missing; never touches existing ones.
+
+    Several workers may start at once on a fresh database; the loser of a race to create a
+    table sees an error for a table that now exists, so one more pass settles it.
+    """
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except sa.exc.DBAPIError:
+        metadata.create_all(engine, checkfirst=True)

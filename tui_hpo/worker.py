@@ -1,0 +1,357 @@
+"""One worker process: takes trials of one study until the budget is spent or it is told to stop.
+
+The loop is Optuna's ``study.optimize`` taken apart so that tui-hpo can step in between trials:
+read the study's orders (stop, deadline, sampler and pruner in force), take the next trial under
+the budget lock, record where it ran, run the objective with a heartbeat, and tell the outcome.
+An objective that raises, returns NaN or the wrong number of values fails only its own trial,
+with the reason on the trial (``fail_reason``) and in this worker's log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import sqlalchemy as sa
+
+from tui_hpo import attrs, budget, control, registry, trials
+from tui_hpo.samplers import make_pruner, make_sampler
+from tui_hpo.storage import Heartbeat, StorageURL, load_study, open_storage
+
+log = logging.getLogger("tui_hpo.worker")
+
+IDLE_POLL_S = 1.0
+
+
+class StopWorker(BaseException):
+    """Raised inside the objective when the worker is told to stop at once (SIGTERM, Ctrl-C).
+
+    A BaseException so that an objective's ``except Exception`` does not swallow it.
+    """
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    objective: str
+    study: str
+    storage: StorageURL
+    heartbeat: Heartbeat
+    log_path: str | None = None
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig) -> None:
+        from tui_hpo import objective as objective_mod
+
+        self.config = config
+        _, self.func = objective_mod.load(config.objective)
+        self.storage = open_storage(
+            config.storage, heartbeat=config.heartbeat, stale_callback=self._on_stale_trial
+        )
+        self.engine = self.storage.engine
+        self.study = load_study(self.storage, config.study)
+        self.study_id = self.study._study_id
+        self.n_objectives = len(self.study.directions)
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self.gpu = "none" if gpu == "" else gpu
+        self.worker_id = registry.register(
+            self.engine, self.study_id, gpu=self.gpu, log_path=config.log_path
+        )
+        self.beater = registry.Beater(self.engine, self.worker_id)
+        self._sampler_id = -1
+        self._pruner_id = -1
+        self._sampler = control.DEFAULT_SAMPLER
+        self._pruner = control.DEFAULT_PRUNER
+        self._in_objective = False
+        self._stop_signal: int | None = None
+        self._last_stale_check = 0.0
+        self.trials_done = 0
+        self._state = "starting"
+
+    # signals ---------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop_signal = signum
+        if self._in_objective:
+            raise StopWorker(signal.Signals(signum).name)
+
+    def _on_stale_trial(self, study: Any, trial: Any) -> None:
+        retry = self.config.heartbeat.retry_failed
+        if retry and trials.requeue(study, self.engine, trial, retry):
+            log.info("trial %d lost its worker; queued again", trial.number)
+
+    # the loop --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.beater.start()
+        log.info(
+            "worker %d on %s pid %d gpu %s joined study %r",
+            self.worker_id,
+            socket.gethostname(),
+            os.getpid(),
+            self.gpu,
+            self.config.study,
+        )
+        code = 0
+        try:
+            code = self._loop()
+        except StopWorker:
+            code = 128 + (self._stop_signal or signal.SIGTERM)
+        except BaseException:
+            code = 1
+            log.exception("worker %d crashed", self.worker_id)
+            raise
+        finally:
+            self.beater.stop()
+            registry.update(
+                self.engine,
+                self.worker_id,
+                state="exited",
+                exit_code=code,
+                trial_number=None,
+                trials_done=self.trials_done,
+            )
+            log.info(
+                "worker %d exits with %d after %d trials", self.worker_id, code, self.trials_done
+            )
+        return code
+
+    def _loop(self) -> int:
+        while True:
+            if self._stop_signal is not None:
+                return 128 + self._stop_signal
+            with self.engine.connect() as con:
+                orders = control.read_orders(con, self.study_id)
+            if orders.stop_requested:
+                log.info("study told to stop; leaving")
+                return 0
+            if orders.past_deadline:
+                log.info("study deadline reached; leaving")
+                return 0
+            self._apply(orders)
+            self._fail_stale_trials()
+            trial_id = budget.take_trial(self.study, self.engine)
+            if trial_id is None:
+                if self._others_running():
+                    self._set_state("idle")
+                    time.sleep(IDLE_POLL_S)  # a lost trial may come back through --retry-failed
+                    continue
+                log.info("trial budget spent")
+                return 0
+            self._run_trial(trial_id)
+
+    def _apply(self, orders: control.Orders) -> None:
+        """Rebuild the sampler or pruner when a newer one is in force than the one in hand."""
+        if orders.sampler_setting_id != self._sampler_id:
+            seed = orders.seed
+            if seed is not None and orders.sampler.name != "qmc":
+                seed += self.worker_id  # else every worker would draw the same points
+            self.study.sampler = make_sampler(orders.sampler, seed=seed)
+            self._sampler, self._sampler_id = orders.sampler, orders.sampler_setting_id
+            log.info("sampler %s", orders.sampler.label())
+        if orders.pruner_setting_id != self._pruner_id:
+            self.study.pruner = make_pruner(orders.pruner)
+            self._pruner, self._pruner_id = orders.pruner, orders.pruner_setting_id
+            log.info("pruner %s", orders.pruner.label())
+
+    def _fail_stale_trials(self) -> None:
+        """Optuna's stale-trial sweep, at most once per heartbeat interval (it reads every
+        running trial, which costs more than a fast trial itself)."""
+        import optuna
+
+        now = time.monotonic()
+        if now - self._last_stale_check < self.config.heartbeat.interval:
+            return
+        self._last_stale_check = now
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def _others_running(self) -> bool:
+        from optuna.storages._rdb import models
+        from optuna.trial import TrialState
+
+        t = models.TrialModel.__table__
+        with self.engine.connect() as con:
+            running = con.execute(
+                sa.select(sa.func.count())
+                .select_from(t)
+                .where(t.c.study_id == self.study_id, t.c.state == TrialState.RUNNING)
+            ).scalar_one()
+        if running:
+            self._last_stale_check = 0.0  # sweep on every idle round
+        return running > 0
+
+    def _set_state(self, state: str, **values: object) -> None:
+        if state == self._state and not values:
+            return
+        self._state = state
+        registry.update(self.engine, self.worker_id, state=state, **values)
+
+    def _run_trial(self, trial_id: int) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        self._record_start(trial_id)
+        trial = optuna.Trial(self.study, trial_id)
+        self._set_state("running", trial_number=trial.number)
+        heartbeat = _TrialHeartbeat(self.study._storage, trial_id, self.config.heartbeat.interval)
+        heartbeat.start()
+        state, values, reason = TrialState.COMPLETE, None, None
+        started = time.monotonic()
+        try:
+            self._in_objective = True
+            try:
+                result = self.func(trial)
+            finally:
+                self._in_objective = False
+            values, reason = _check_values(result, self.n_objectives)
+            if reason:
+                state = TrialState.FAIL
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except StopWorker as exc:
+            state, reason = TrialState.FAIL, f"worker stopped by {exc}"
+            self._finish(trial, state, None, reason, started)
+            raise
+        except Exception as exc:
+            state, reason = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
+            log.error("trial %d raised:\n%s", trial.number, traceback.format_exc().rstrip())
+        finally:
+            heartbeat.stop()
+        self._finish(trial, state, values, reason, started)
+
+    def _finish(
+        self,
+        trial: Any,
+        state: Any,
+        values: list[float] | None,
+        reason: str | None,
+        started: float,
+    ) -> None:
+        from optuna.trial import TrialState
+
+        if reason:
+            self.study._storage.set_trial_system_attr(
+                trial._trial_id, attrs.OPTUNA_FAIL_REASON, reason
+            )
+            trial.set_user_attr(attrs.FAIL_REASON, reason)
+        self.study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+        self.trials_done += 1
+        took = time.monotonic() - started
+        if state == TrialState.COMPLETE:
+            log.info("trial %d complete in %.2fs: %s %s", trial.number, took, values, trial.params)
+        elif state == TrialState.PRUNED:
+            log.info("trial %d pruned in %.2fs: %s", trial.number, took, trial.params)
+        else:
+            log.warning("trial %d failed in %.2fs: %s", trial.number, took, reason)
+        self._set_state("idle", trial_number=None, trials_done=self.trials_done)
+
+    def _record_start(self, trial_id: int) -> None:
+        """Provenance attrs and the first heartbeat, in one transaction.
+
+        Written straight into Optuna's tables (same rows ``set_trial_user_attr`` would write)
+        because seven separate writes per trial would cost more than a fast trial itself.
+        """
+        from optuna.storages._rdb import models
+
+        values = {
+            attrs.HOST: socket.gethostname(),
+            attrs.PID: os.getpid(),
+            attrs.WORKER: self.worker_id,
+            attrs.GPU: self.gpu,
+            attrs.SAMPLER: {"name": self._sampler.name, "kwargs": self._sampler.kwargs},
+            attrs.PRUNER: {"name": self._pruner.name, "kwargs": self._pruner.kwargs},
+        }
+        ua = models.TrialUserAttributeModel.__table__
+        hb = models.TrialHeartbeatModel.__table__
+        with self.engine.begin() as con:
+            con.execute(
+                ua.insert(),
+                [
+                    {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
+                    for k, v in values.items()
+                ],
+            )
+            con.execute(hb.insert().values(trial_id=trial_id, heartbeat=sa.func.now()))
+
+
+def _check_values(result: Any, n_objectives: int) -> tuple[list[float] | None, str | None]:
+    """The objective's return as floats, or why it can't be a result."""
+    items: Sequence[Any] = result if isinstance(result, (list, tuple)) else [result]
+    if len(items) != n_objectives:
+        return None, (
+            f"objective returned {len(items)} value(s) for a study with {n_objectives} "
+            f"objective(s): {result!r}"
+        )
+    values = []
+    for item in items:
+        try:
+            value = float(item)
+        except (TypeError, ValueError):
+            return None, f"objective returned {item!r}, which is not a number"
+        if math.isnan(value):
+            return None, f"objective returned NaN: {result!r}"
+        values.append(value)
+    return values, None
+
+
+class _TrialHeartbeat:
+    """Beats for the running trial so Optuna's stale sweep spares it while this process lives."""
+
+    def __init__(self, storage: Any, trial_id: int, interval: int) -> None:
+        self._storage = storage
+        self._trial_id = trial_id
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tui-hpo-trial-beat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._storage.record_heartbeat(self._trial_id)
+            except sa.exc.SQLAlchemyError:
+                continue
+
+
+def setup_logging(log_path: str | None) -> None:
+    """Log lines to stderr (the launcher points it at the worker's log file)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [worker pid %(process)d] %(message)s")
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run(config: WorkerConfig) -> int:
+    setup_logging(config.log_path)
+    return Worker(config).run()
