@@ -64,24 +64,30 @@ def study_lock(engine: sa.Engine, study_id: int) -> Iterator[None]:
             yield
 
 
-def take_trial(study: optuna.Study, engine: sa.Engine) -> int | None:
-    """The id of the next trial to run (a queued one first), or None when the budget is spent.
+def take_trial(
+    study: optuna.Study, engine: sa.Engine, worker_id: int | None = None
+) -> tuple[int | None, control.Orders]:
+    """The id of the next trial to run (a queued one first) and the orders it was taken under;
+    no trial when the budget is spent or the orders say pause, stop or out of time.
 
-    Mirrors ``Study.ask`` up to the point where the sampler runs, so that only the row's
-    creation is serialised: the caller builds ``optuna.Trial(study, trial_id)`` outside.
+    The orders are read under the lock, so a pause that committed before a worker got the lock
+    is always seen. Mirrors ``Study.ask`` up to the point where the sampler runs, so that only
+    the row's creation is serialised: the caller builds ``optuna.Trial(study, trial_id)``.
     """
     study_id = study._study_id
     with study_lock(engine, study_id):
         with engine.connect() as con:
-            orders = control.read_orders(con, study_id)
+            orders = control.read_orders(con, study_id, worker_id)
+            if orders.paused or orders.must_leave:
+                return None, orders
             if orders.trial_budget is not None:
                 if control.count_trials(con, study_id) >= orders.trial_budget:
-                    return None
+                    return None, orders
         study._thread_local.cached_all_trials = None
         trial_id = study._pop_waiting_trial_id()
         if trial_id is None:
             trial_id = study._storage.create_new_trial(study_id)
-        return trial_id
+        return trial_id, orders
 
 
 def budget_left(engine: sa.Engine, study_id: int) -> int | None:

@@ -128,6 +128,13 @@ def cli() -> None:
     default=None,
     help="Worker logs (default: ./tui-hpo-logs/STUDY).",
 )
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="How often a paused or idle worker checks its orders (default 0.5).",
+)
 @heartbeat_options
 def launch(
     objective: str,
@@ -145,6 +152,7 @@ def launch(
     seed: int | None,
     directions: tuple[str, ...],
     log_dir: Path | None,
+    poll_interval: float | None,
     heartbeat_interval: int,
     grace_period: int | None,
     retry_failed: int | None,
@@ -179,6 +187,7 @@ def launch(
         directions=parse_directions(directions),
         heartbeat=_heartbeat(heartbeat_interval, grace_period, retry_failed),
         log_dir=log_dir,
+        poll_interval=poll_interval,
     )
     plan = launcher.plan(request)
     sys.exit(progress.run_launch(plan))
@@ -189,30 +198,64 @@ def launch(
 @click.option("--study", "-s", required=True, help="Study to join (must exist).")
 @storage_option
 @click.option("--log-file", default=None, hidden=True)
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="How often a paused or idle worker checks its orders (default 0.5).",
+)
+@click.option("--no-supervisor", is_flag=True, hidden=True)
 @heartbeat_options
 def worker(
     objective: str,
     study: str,
     storage: str | None,
     log_file: str | None,
+    poll_interval: float | None,
+    no_supervisor: bool,
     heartbeat_interval: int,
     grace_period: int | None,
     retry_failed: int | None,
 ) -> None:
-    """Run trials of STUDY in this process until its budget is spent or it is stopped.
+    """Run trials of STUDY until its budget is spent or it is stopped.
 
-    Start it on any machine that can reach the storage to add that machine to the search.
+    Start it on any machine that can reach the storage to add that machine to the search. It
+    runs as two processes: a small supervisor that obeys fail-trial (kills and replaces the
+    trial process) and the process that runs trials.
     """
+    import os
+
     from tui_hpo import worker as worker_mod
 
+    target = _target(storage)
+    if poll_interval is not None and poll_interval <= 0:
+        raise UserError("--poll-interval must be more than 0 seconds")
     config = worker_mod.WorkerConfig(
         objective=objective,
         study=study,
-        storage=_target(storage),
+        storage=target,
         heartbeat=_heartbeat(heartbeat_interval, grace_period, retry_failed),
         log_path=log_file,
+        poll_interval=poll_interval or worker_mod.POLL_INTERVAL_S,
     )
-    sys.exit(worker_mod.run(config))
+    if no_supervisor:
+        sys.exit(worker_mod.run(config))
+    from tui_hpo import objective as objective_mod
+    from tui_hpo import supervisor
+
+    objective_mod.load(objective)  # a bad spec fails here, once, not in a restart loop
+    os.environ["TUI_HPO_STORAGE"] = target.url  # the trial process gets it, not its argv
+    child_args = [objective, "--study", study, "--heartbeat-interval", str(heartbeat_interval)]
+    for flag, value in (
+        ("--grace-period", grace_period),
+        ("--retry-failed", retry_failed),
+        ("--log-file", log_file),
+        ("--poll-interval", poll_interval),
+    ):
+        if value is not None:
+            child_args += [flag, str(value)]
+    sys.exit(supervisor.run(config, child_args))
 
 
 @cli.command()
@@ -243,6 +286,220 @@ def status(study: str | None, storage: str | None, as_json: bool) -> None:
         )
         return
     progress.print_status(target.masked, summaries, with_workers=study is not None)
+
+
+# steering --------------------------------------------------------------------------------------
+
+
+class Steer:
+    """A storage and one study in it, opened for a steering command."""
+
+    def __init__(self, storage: str | None, study: str) -> None:
+        from tui_hpo.control import study_id_of
+        from tui_hpo.storage import open_storage
+
+        self.target = _target(storage)
+        self.storage = open_storage(self.target, must_exist=True)
+        self.engine = self.storage.engine
+        self.name = study
+        self.study_id = study_id_of(self.engine, study)
+
+    def optuna_study(self) -> Any:
+        import optuna
+
+        return optuna.load_study(study_name=self.name, storage=self.storage)
+
+
+def _say(text: str) -> None:
+    click.echo(text)
+
+
+def steering(func: Any) -> Any:
+    """The STUDY argument and --storage option every steering command takes."""
+    func = storage_option(func)
+    return click.argument("study")(func)
+
+
+@cli.command()
+@steering
+def pause(study: str, storage: str | None) -> None:
+    """Let running trials finish; start no new trial until resume."""
+    from tui_hpo import control
+
+    s = Steer(storage, study)
+    control.set_paused(s.engine, s.study_id, True)
+    _say(f"{study}: paused (running trials finish; no new trial starts until resume)")
+
+
+@cli.command()
+@steering
+def resume(study: str, storage: str | None) -> None:
+    """Undo pause: workers take new trials again."""
+    from tui_hpo import control
+
+    s = Steer(storage, study)
+    control.set_paused(s.engine, s.study_id, False)
+    _say(f"{study}: resumed")
+
+
+def _freeze_report(study: str, verb: str, outcome: Any) -> None:
+    pids = ", ".join(str(w.pid) for w in outcome.done) or "none"
+    _say(f"{study}: {verb} {len(outcome.done)} local worker(s) (pid {pids})")
+    if outcome.elsewhere:
+        hosts = ", ".join(sorted({w.host for w in outcome.elsewhere}))
+        _say(f"{len(outcome.elsewhere)} worker(s) on other hosts ({hosts}) left as they are: "
+             "run this command there")  # fmt: skip
+
+
+@cli.command()
+@steering
+def freeze(study: str, storage: str | None) -> None:
+    """Stop this machine's workers at once (SIGSTOP); they keep their GPU memory."""
+    from tui_hpo import processes
+
+    s = Steer(storage, study)
+    _freeze_report(study, "froze", processes.freeze(s.engine, s.study_id))
+
+
+@cli.command()
+@steering
+def thaw(study: str, storage: str | None) -> None:
+    """Continue frozen workers (SIGCONT) exactly where they were."""
+    from tui_hpo import processes
+
+    s = Steer(storage, study)
+    _freeze_report(study, "thawed", processes.thaw(s.engine, s.study_id))
+
+
+def _switch(kind: str, study: str, storage: str | None, name: str, kwargs: str | None) -> None:
+    from tui_hpo import control
+    from tui_hpo.samplers import parse_kwargs, pruner_spec, sampler_spec
+
+    make = sampler_spec if kind == "sampler" else pruner_spec
+    spec = make(name, parse_kwargs(kwargs, "--kwargs"))  # validated before anything is stored
+    s = Steer(storage, study)
+    control.set_setting(s.engine, s.study_id, kind, spec)
+    _say(f"{study}: {kind} {spec.label()} from every worker's next trial")
+
+
+@cli.command("set-sampler")
+@steering
+@click.argument("name")
+@click.option("--kwargs", default=None, metavar="JSON", help="Sampler arguments.")
+def set_sampler(study: str, storage: str | None, name: str, kwargs: str | None) -> None:
+    """Switch the sampler of a running study (tpe, gp, cmaes, nsga2, nsga3, qmc, random, grid)."""
+    _switch("sampler", study, storage, name, kwargs)
+
+
+@cli.command("set-pruner")
+@steering
+@click.argument("name")
+@click.option("--kwargs", default=None, metavar="JSON", help="Pruner arguments.")
+def set_pruner(study: str, storage: str | None, name: str, kwargs: str | None) -> None:
+    """Switch the pruner of a running study (median, percentile, hyperband, ..., none)."""
+    _switch("pruner", study, storage, name, kwargs)
+
+
+@cli.command("prune-trial")
+@steering
+@click.argument("number", type=int)
+def prune_trial(study: str, storage: str | None, number: int) -> None:
+    """Running trial NUMBER ends PRUNED at its next report."""
+    from tui_hpo import trials
+
+    s = Steer(storage, study)
+    trials.order_prune(s.engine, s.study_id, number)
+    _say(f"{study}: trial {number} ends PRUNED at its next report")
+
+
+@cli.command("fail-trial")
+@steering
+@click.argument("number", type=int)
+def fail_trial(study: str, storage: str | None, number: int) -> None:
+    """Running trial NUMBER ends FAIL now; its worker process is killed and replaced."""
+    from tui_hpo import trials
+
+    s = Steer(storage, study)
+    _say(f"{study}: " + trials.order_fail(s.optuna_study(), s.engine, number))
+
+
+@cli.command()
+@steering
+@click.option("--params", required=True, metavar="JSON", help='e.g. {"lr": 0.001, "depth": 4}')
+def enqueue(study: str, storage: str | None, params: str) -> None:
+    """Queue a trial with these params; it runs next (on top of the trial budget)."""
+    from tui_hpo import trials
+    from tui_hpo.samplers import parse_kwargs
+
+    values = parse_kwargs(params, "--params")
+    if not values:
+        raise UserError("--params needs at least one param")
+    s = Steer(storage, study)
+    trials.enqueue(s.optuna_study(), s.engine, values)
+    _say(f"{study}: queued {json.dumps(values)}")
+
+
+@cli.command()
+@steering
+def stop(study: str, storage: str | None) -> None:
+    """Every worker of STUDY, on every machine, leaves after its current trial."""
+    from tui_hpo import control
+
+    s = Steer(storage, study)
+    control.request_stop(s.engine, s.study_id)
+    _say(f"{study}: workers leave after their current trial")
+
+
+@cli.command()
+@steering
+@click.argument("workers", type=int)
+def scale(study: str, storage: str | None, workers: int) -> None:
+    """Grow or shrink this machine's workers of STUDY to WORKERS."""
+    from tui_hpo import processes
+
+    s = Steer(storage, study)
+    result = processes.scale(s.engine, s.study_id, study, s.target.url, workers)
+    if result.started:
+        where = ", ".join("cpu" if g is None else f"GPU {g}" for g in result.started)
+        _say(f"{study}: {result.before} -> {workers} local workers (started on {where})")
+    elif result.stopping:
+        pids = ", ".join(str(w.pid) for w in result.stopping)
+        _say(f"{study}: {result.before} -> {workers} local workers "
+             f"(pid {pids} leave after their current trial)")  # fmt: skip
+    else:
+        _say(f"{study}: already {workers} local workers")
+
+
+@cli.command()
+@click.argument("study", required=False)
+@storage_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+@click.option("--all", "show_all", is_flag=True, help="Include workers that have exited.")
+def workers(study: str | None, storage: str | None, as_json: bool, show_all: bool) -> None:
+    """Every worker of STUDY (or of every study), on this machine and others."""
+    from tui_hpo import progress, reads
+
+    s_target = _target(storage)
+    from tui_hpo.storage import open_storage
+
+    engine = open_storage(s_target, must_exist=True).engine
+    with engine.connect() as con:
+        if study is not None and study not in reads.study_ids(con):
+            raise UserError(f"no study named {study!r} in {s_target.masked}")
+        summaries = reads.summaries(con, study)
+    if not show_all:
+        for summary in summaries:
+            summary.workers[:] = [w for w in summary.workers if w.state != "exited"]
+    if as_json:
+        click.echo(json.dumps({
+            "version": 1,
+            "storage": s_target.masked,
+            "workers": [dict(w.to_json(), study=x.name) for x in summaries for w in x.workers],
+        }, indent=2))  # fmt: skip
+        return
+    console = progress.Console(highlight=False)
+    for summary in summaries:
+        progress.print_workers(console, summary)
 
 
 def main() -> None:

@@ -19,10 +19,7 @@ from tui_hpo.samplers import Spec
 
 def db_now(con: sa.Connection) -> dt.datetime:
     """The database's clock, naive: the one clock all machines of a study agree on."""
-    value = con.execute(sa.select(sa.func.now(type_=sa.DateTime))).scalar_one()
-    if isinstance(value, str):  # SQLite's CURRENT_TIMESTAMP
-        value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=None)
+    return _as_datetime(con.execute(sa.select(sa.func.now(type_=sa.DateTime))).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -40,10 +37,23 @@ class Orders:
     sampler_setting_id: int
     pruner_setting_id: int
     now: dt.datetime
+    worker_stop: bool = False
+    """This one worker was told to leave (``scale`` shrinking the study's workers)."""
 
     @property
     def past_deadline(self) -> bool:
         return self.deadline is not None and self.now >= self.deadline
+
+    @property
+    def must_leave(self) -> str | None:
+        """Why a worker must leave now, if it must."""
+        if self.stop_requested:
+            return "study told to stop"
+        if self.worker_stop:
+            return "worker told to stop"
+        if self.past_deadline:
+            return "study deadline reached"
+        return None
 
 
 DEFAULT_SAMPLER = Spec("tpe", {})
@@ -59,9 +69,10 @@ def _latest_setting(kind: str, study_id: int) -> sa.ScalarSelect[int]:
     )
 
 
-def read_orders(con: sa.Connection, study_id: int) -> Orders:
-    """One round trip: the study's row, the sampler and pruner in force, the database clock."""
-    st, s = tables.studies, tables.settings
+def read_orders(con: sa.Connection, study_id: int, worker_id: int | None = None) -> Orders:
+    """One round trip: the study's row, the sampler and pruner in force, this worker's own
+    stop flag and the database clock."""
+    st, s, w = tables.studies, tables.settings, tables.workers
     sampler = s.alias("sampler")
     pruner = s.alias("pruner")
     row = con.execute(
@@ -75,6 +86,10 @@ def read_orders(con: sa.Connection, study_id: int) -> Orders:
             sampler.c.spec_json,
             pruner.c.setting_id,
             pruner.c.spec_json,
+            sa.select(w.c.stop_requested)
+            .where(w.c.worker_id == (worker_id or 0))
+            .scalar_subquery(),
+            sa.func.now(type_=sa.DateTime),
         )
         .select_from(st)
         .outerjoin(sampler, sampler.c.setting_id == _latest_setting("sampler", study_id))
@@ -97,7 +112,23 @@ def read_orders(con: sa.Connection, study_id: int) -> Orders:
         pruner=Spec.from_json(row[8]) if row[8] else DEFAULT_PRUNER,
         sampler_setting_id=row[5] or 0,
         pruner_setting_id=row[7] or 0,
-        now=now,
+        now=_as_datetime(row[10]),
+        worker_stop=bool(row[9]),
+    )
+
+
+def _as_datetime(value: dt.datetime | str) -> dt.datetime:
+    if isinstance(value, str):  # SQLite's CURRENT_TIMESTAMP
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=None)
+
+
+def _worker_stop(con: sa.Connection, worker_id: int | None) -> bool:
+    if not worker_id:
+        return False
+    w = tables.workers
+    return bool(
+        con.execute(sa.select(w.c.stop_requested).where(w.c.worker_id == worker_id)).scalar()
     )
 
 
@@ -123,6 +154,7 @@ def prepare_run(
     seed: int | None,
     sampler: Spec | None,
     pruner: Spec | None,
+    launch_json: str | None = None,
 ) -> Orders:
     """Record what a launch asks for, before its workers start.
 
@@ -146,6 +178,7 @@ def prepare_run(
             "deadline": deadline,
             "stop_requested": False,
             "updated_at": now,
+            "launch_json": launch_json,
         }
         if row is None:
             con.execute(tables.studies.insert().values(study_id=study_id, paused=False, **values))
@@ -170,3 +203,73 @@ def _add_setting(con: sa.Connection, study_id: int, kind: str, spec: Spec) -> No
             study_id=study_id, kind=kind, spec_json=spec.to_json(), set_by=socket.gethostname()
         )
     )
+
+
+# commands ------------------------------------------------------------------------------------
+# Each is one short transaction, so two controllers at once (a pause from one shell while
+# another switches the sampler) each land whole, in some order, and never half.
+
+
+def study_id_of(engine: sa.Engine, name: str) -> int:
+    """The id of the study called ``name``, or one line naming the studies that exist."""
+    from tui_hpo.errors import UserError
+    from tui_hpo.reads import study_ids
+
+    with engine.connect() as con:
+        ids = study_ids(con)
+    if name not in ids:
+        known = ", ".join(sorted(ids)[:10]) or "none"
+        raise UserError(f"no study named {name!r} in this storage (studies: {known})")
+    return ids[name]
+
+
+def _ensure_row(con: sa.Connection, study_id: int) -> None:
+    """Studies written by plain Optuna scripts get their row on the first command."""
+    st = tables.studies
+    exists = con.execute(sa.select(st.c.study_id).where(st.c.study_id == study_id)).first()
+    if exists is None:
+        con.execute(st.insert().values(study_id=study_id, paused=False, stop_requested=False))
+
+
+def _set_flags(engine: sa.Engine, study_id: int, **values: object) -> None:
+    st = tables.studies
+    with engine.begin() as con:
+        _ensure_row(con, study_id)
+        con.execute(
+            st.update().where(st.c.study_id == study_id).values(updated_at=sa.func.now(), **values)
+        )
+
+
+def set_paused(engine: sa.Engine, study_id: int, paused: bool) -> None:
+    """Soft pause: running trials finish, no worker starts another until resumed."""
+    _set_flags(engine, study_id, paused=paused)
+
+
+def request_stop(engine: sa.Engine, study_id: int) -> None:
+    """Every worker of the study leaves after its current trial."""
+    _set_flags(engine, study_id, stop_requested=True)
+
+
+def set_setting(engine: sa.Engine, study_id: int, kind: str, spec: Spec) -> None:
+    """Put a sampler or pruner in force from every worker's next trial on (kept in history)."""
+    with engine.begin() as con:
+        _ensure_row(con, study_id)
+        _add_setting(con, study_id, kind, spec)
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    kind: str
+    spec: Spec
+    set_at: dt.datetime
+    set_by: str | None
+
+
+def settings_history(con: sa.Connection, study_id: int) -> list[SettingChange]:
+    s = tables.settings
+    rows = con.execute(
+        sa.select(s.c.kind, s.c.spec_json, s.c.set_at, s.c.set_by)
+        .where(s.c.study_id == study_id)
+        .order_by(s.c.setting_id)
+    )
+    return [SettingChange(k, Spec.from_json(j), at, by) for k, j, at, by in rows]

@@ -11,6 +11,7 @@ storage as it was.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -44,6 +45,7 @@ class LaunchRequest:
     directions: list[str] | None = None
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     log_dir: Path | None = None
+    poll_interval: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,21 +96,102 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"
 
 
+@dataclass(frozen=True)
+class WorkerRecipe:
+    """How a study's workers are started on this machine; kept with the study so that
+    ``scale`` starts more of the same."""
+
+    objective: str
+    study: str
+    storage_url: str
+    gpus: list[int]
+    workers_per_gpu: int | None
+    heartbeat: Heartbeat
+    log_dir: Path
+    poll_interval: float | None = None
+
+    def to_json(self) -> str:
+        # the URL stays out: it may hold a password, and whoever scales has it already
+        return json.dumps(
+            {
+                "objective": self.objective,
+                "gpus": self.gpus,
+                "workers_per_gpu": self.workers_per_gpu,
+                "heartbeat_interval": self.heartbeat.interval,
+                "grace_period": self.heartbeat.grace_period,
+                "retry_failed": self.heartbeat.retry_failed,
+                "log_dir": str(self.log_dir),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str, study: str, storage_url: str) -> WorkerRecipe:
+        d = json.loads(text)
+        return cls(
+            objective=d["objective"],
+            study=study,
+            storage_url=storage_url,
+            gpus=list(d["gpus"]),
+            workers_per_gpu=d["workers_per_gpu"],
+            heartbeat=Heartbeat(d["heartbeat_interval"], d["grace_period"], d["retry_failed"]),
+            log_dir=Path(d["log_dir"]),
+        )
+
+
 @dataclass
 class WorkerProcess:
-    index: int
+    """A supervisor process started here (``tui-hpo worker``) and the GPU it was given."""
+
     gpu: int | None
     log_path: Path
     process: subprocess.Popen[bytes]
-    replaced: bool = False
+    handled: bool = False
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
 
+def spawn_worker(recipe: WorkerRecipe, gpu: int | None) -> WorkerProcess:
+    """Start one worker (a supervisor and the process it runs) in a session of its own."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    recipe.log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = recipe.log_dir / f"worker-gpu{'cpu' if gpu is None else gpu}-{stamp}-{os.getpid()}"
+    n = 0
+    while Path(f"{log_path}-{n}.log").exists():
+        n += 1
+    log_path = Path(f"{log_path}-{n}.log")
+    env = dict(os.environ)
+    env["TUI_HPO_STORAGE"] = recipe.storage_url
+    env.update(gpus.worker_env(gpu))
+    env["PYTHONUNBUFFERED"] = "1"
+    hb = recipe.heartbeat
+    cmd = [
+        sys.executable, "-m", "tui_hpo", "worker", recipe.objective,
+        "--study", recipe.study,
+        "--heartbeat-interval", str(hb.interval),
+        "--log-file", str(log_path),
+    ]  # fmt: skip
+    if hb.grace_period is not None:
+        cmd += ["--grace-period", str(hb.grace_period)]
+    if hb.retry_failed:
+        cmd += ["--retry-failed", str(hb.retry_failed)]
+    if recipe.poll_interval is not None:
+        cmd += ["--poll-interval", str(recipe.poll_interval)]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    return WorkerProcess(gpu, log_path, process)
+
+
 class Launcher:
-    """Creates (or loads) the study, starts the workers, replaces ones that die."""
+    """Creates (or loads) the study, starts the workers, restarts a supervisor that dies."""
 
     def __init__(self, plan: Plan) -> None:
         import optuna
@@ -124,6 +207,16 @@ class Launcher:
             load_if_exists=True,
         )
         self.study_id = self.study._study_id
+        self.recipe = WorkerRecipe(
+            objective=plan.objective,
+            study=req.study,
+            storage_url=req.storage.url,
+            gpus=sorted({g for g in plan.gpu_per_worker if g is not None}),
+            workers_per_gpu=req.workers_per_gpu,
+            heartbeat=req.heartbeat,
+            log_dir=plan.log_dir,
+            poll_interval=req.poll_interval,
+        )
         control.prepare_run(
             self.engine,
             self.study_id,
@@ -132,110 +225,88 @@ class Launcher:
             seed=req.seed,
             sampler=req.sampler,
             pruner=req.pruner,
+            launch_json=self.recipe.to_json(),
         )
         self.workers: list[WorkerProcess] = []
         self.restarts = 0
         self.max_restarts = 3 * req.workers
         self.crashed: list[str] = []
-        plan.log_dir.mkdir(parents=True, exist_ok=True)
-
-    # starting ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        for index, gpu in enumerate(self.plan.gpu_per_worker):
-            self.workers.append(self._spawn(index, gpu))
-
-    def _spawn(self, index: int, gpu: int | None) -> WorkerProcess:
-        req = self.plan.request
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        log_path = self.plan.log_dir / f"worker-{index}-{stamp}-{len(self.workers)}.log"
-        env = dict(os.environ)
-        env["TUI_HPO_STORAGE"] = req.storage.url
-        env.update(gpus.worker_env(gpu))
-        env["PYTHONUNBUFFERED"] = "1"
-        cmd = [
-            sys.executable, "-m", "tui_hpo", "worker", self.plan.objective,
-            "--study", req.study,
-            "--heartbeat-interval", str(req.heartbeat.interval),
-            "--log-file", str(log_path),
-        ]  # fmt: skip
-        if req.heartbeat.grace_period is not None:
-            cmd += ["--grace-period", str(req.heartbeat.grace_period)]
-        if req.heartbeat.retry_failed:
-            cmd += ["--retry-failed", str(req.heartbeat.retry_failed)]
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        return WorkerProcess(index, gpu, log_path, process)
+        for gpu in self.plan.gpu_per_worker:
+            self.workers.append(spawn_worker(self.recipe, gpu))
 
     # watching ------------------------------------------------------------------------------
 
     def alive(self) -> list[WorkerProcess]:
-        return [w for w in self.workers if not w.replaced and w.process.poll() is None]
+        return [w for w in self.workers if not w.handled and w.process.poll() is None]
 
     def check(self) -> None:
-        """Deal with workers that died: fail their trial now, start one in their place."""
+        """Deal with supervisors that ended: one that gave up is reported; one that was killed
+        has its worker's trial failed now and is started again while the budget lasts."""
         for w in self.workers:
             code = w.process.poll()
-            if code is None or w.replaced or code == 0:
+            if code is None or w.handled:
                 continue
-            w.replaced = True
-            self._fail_trials_of(w.pid, f"worker pid {w.pid} died ({_describe(code)})")
-            left = budget.budget_left(self.engine, self.study_id)
-            if left == 0:
+            w.handled = True
+            if code == 0:
+                continue
+            if code > 0:
+                self.crashed.append(f"worker exited with {_describe(code)}: see {w.log_path}")
+                continue
+            self._fail_trials_of(w, f"worker supervisor pid {w.pid} died ({_describe(code)})")
+            if budget.budget_left(self.engine, self.study_id) == 0:
                 continue
             if self.restarts >= self.max_restarts:
-                self.crashed.append(f"worker {w.index} exited with {_describe(code)}: {w.log_path}")
+                self.crashed.append(f"worker died with {_describe(code)}: see {w.log_path}")
                 continue
             self.restarts += 1
-            self.workers.append(self._spawn(w.index, w.gpu))
+            self.workers.append(spawn_worker(self.recipe, w.gpu))
 
-    def _fail_trials_of(self, pid: int, reason: str, *, requeue: bool = True) -> int:
-        """FAIL the RUNNING trials a dead local worker left, instead of waiting for the grace
-        period; the heartbeat sweep does the same for workers on other machines."""
+    def _fail_trials_of(self, w: WorkerProcess, reason: str, *, requeue: bool = True) -> int:
+        """FAIL the RUNNING trials of the supervisor's workers whose process is gone, instead
+        of waiting for the heartbeat grace period."""
         from tui_hpo import trials
 
         retry = self.plan.request.heartbeat.retry_failed if requeue else None
-        return trials.fail_running_of_worker(self.study, self.engine, pid, reason, retry=retry)
+        failed = 0
+        with self.engine.connect() as con:
+            rows = [
+                r
+                for r in registry.list_workers(con, self.study_id)
+                if r.supervisor_pid == w.pid and r.is_local and r.state != "exited"
+            ]
+        for row in rows:
+            if _pid_alive(row.pid):
+                continue  # the supervisor died but its worker runs on; it ends on its own
+            failed += trials.fail_running_of_worker(
+                self.study, self.engine, row.worker_id, reason, retry=retry
+            )
+            registry.update(self.engine, row.worker_id, state="exited", trial_number=None,
+                            exit_code=w.process.returncode)  # fmt: skip
+        return failed
 
     def summary(self) -> reads.StudySummary:
         with self.engine.connect() as con:
             return reads.summarize(con, self.study_id, self.plan.request.study)
 
-    def wait(self, poll: float = 0.5) -> None:
-        while self.alive():
-            self.check()
-            time.sleep(poll)
-        self.check()
-
     # stopping ------------------------------------------------------------------------------
 
     def stop(self) -> int:
         """Stop every worker now: running trials end FAIL with the reason; returns how many
-        trials were still left RUNNING and had to be failed here."""
+        trials were still RUNNING afterwards and had to be failed here."""
         for w in self.alive():
             _signal(w.process, signal.SIGTERM)
         deadline = time.monotonic() + STOP_WAIT_S
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
-        failed = 0
         for w in self.alive():
             _signal(w.process, signal.SIGKILL)
             w.process.wait()
-        for w in self.workers:
-            failed += self._fail_trials_of(
-                w.pid, "worker stopped: launch interrupted", requeue=False
-            )
-            if w.process.returncode is not None and w.process.returncode < 0:
-                with self.engine.begin() as con:
-                    _mark_exited(con, w.pid, w.process.returncode)
-        return failed
+        return sum(
+            self._fail_trials_of(w, "worker stopped: launch interrupted", requeue=False)
+            for w in self.workers
+        )
 
     def exit_code(self) -> int:
         s = self.summary()
@@ -246,17 +317,14 @@ class Launcher:
         return 0
 
 
-def _mark_exited(con: object, pid: int, code: int) -> None:
-    import socket
-
-    from tui_hpo import tables
-
-    w = tables.workers
-    con.execute(  # type: ignore[attr-defined]
-        w.update()
-        .where(w.c.pid == pid, w.c.host == socket.gethostname(), w.c.state != "exited")
-        .values(state="exited", exit_code=code, trial_number=None)
-    )
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal(process: subprocess.Popen[bytes], sig: int) -> None:
@@ -273,6 +341,3 @@ def _describe(code: int) -> str:
         except ValueError:
             return f"signal {-code}"
     return f"exit code {code}"
-
-
-__all__ = ["LaunchRequest", "Launcher", "Plan", "plan", "registry"]

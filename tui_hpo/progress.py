@@ -185,13 +185,13 @@ def print_workers(console: Console, s: StudySummary) -> None:
         console.print(f"{s.name}: no workers have joined")
         return
     table = Table(box=None, pad_edge=False, title=f"workers of {s.name}", title_justify="left")
-    for column in ("id", "host", "pid", "gpu", "state", "trial", "done", "heartbeat"):
+    for column in ("id", "host", "pid", "gpu", "state", "trial", "done", "sampler", "heartbeat"):
         table.add_column(column, justify="right" if column in ("id", "pid", "done") else "left")
     for w in s.workers:
         state = w.state if w.exit_code is None else f"{w.state} ({w.exit_code})"
         table.add_row(
             str(w.worker_id), w.host, str(w.pid), w.gpu or "-", state,
             "-" if w.trial_number is None else f"#{w.trial_number}",
-            str(w.trials_done), f"{w.heartbeat_age_s:.0f}s ago",
+            str(w.trials_done), w.sampler or "-", f"{w.heartbeat_age_s:.0f}s ago",
         )  # fmt: skip
     console.print(table)

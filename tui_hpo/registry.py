@@ -34,6 +34,9 @@ class WorkerRow:
     pid: int
     gpu: str | None
     log_path: str | None
+    supervisor_pid: int | None
+    sampler: str | None
+    stop_requested: bool
     state: str
     trial_number: int | None
     trials_done: int
@@ -51,8 +54,10 @@ class WorkerRow:
             "host": self.host,
             "pid": self.pid,
             "gpu": self.gpu,
+            "supervisor_pid": self.supervisor_pid,
             "state": self.state,
             "trial": self.trial_number,
+            "sampler": self.sampler,
             "trials_done": self.trials_done,
             "exit_code": self.exit_code,
             "started_at": self.started_at.isoformat(sep=" ", timespec="seconds"),
@@ -61,7 +66,14 @@ class WorkerRow:
         }
 
 
-def register(engine: sa.Engine, study_id: int, *, gpu: str | None, log_path: str | None) -> int:
+def register(
+    engine: sa.Engine,
+    study_id: int,
+    *,
+    gpu: str | None,
+    log_path: str | None,
+    supervisor_pid: int | None = None,
+) -> int:
     with engine.begin() as con:
         result = con.execute(
             tables.workers.insert().values(
@@ -70,8 +82,10 @@ def register(engine: sa.Engine, study_id: int, *, gpu: str | None, log_path: str
                 pid=os.getpid(),
                 gpu=gpu,
                 log_path=log_path,
+                supervisor_pid=supervisor_pid,
                 state="starting",
                 trials_done=0,
+                stop_requested=False,
             )
         )
         return int(result.inserted_primary_key[0])
@@ -112,6 +126,9 @@ def list_workers(
                 pid=r["pid"],
                 gpu=r["gpu"],
                 log_path=r["log_path"],
+                supervisor_pid=r["supervisor_pid"],
+                sampler=r["sampler"],
+                stop_requested=bool(r["stop_requested"]),
                 state=state,
                 trial_number=r["trial_number"],
                 trials_done=r["trials_done"],

@@ -11,6 +11,8 @@ keeps working. docs/storage.md describes each column.
   each kind is the one workers use, the rest is the history.
 - ``tui_hpo_workers``: every worker process that joined a study: where it runs, its state and
   a heartbeat, so ``status`` and ``workers`` can show remote workers too.
+- ``tui_hpo_requests``: prune or fail orders for one running trial, picked up by the worker
+  (prune, at its next report) or by the worker's supervisor on its host (fail: kill, replace).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ studies = sa.Table(
     sa.Column("paused", sa.Boolean, nullable=False, default=False),
     sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+    # how the last launch started its workers, so `scale` can start more of the same
+    sa.Column("launch_json", sa.Text, nullable=True),
 )
 
 settings = sa.Table(
@@ -51,12 +55,30 @@ workers = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("gpu", sa.String(64), nullable=True),
     sa.Column("log_path", sa.Text, nullable=True),
+    sa.Column("supervisor_pid", sa.Integer, nullable=True),
+    sa.Column("sampler", sa.Text, nullable=True),
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("trial_number", sa.Integer, nullable=True),
     sa.Column("trials_done", sa.Integer, nullable=False, default=0),
     sa.Column("exit_code", sa.Integer, nullable=True),
     sa.Column("started_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
     sa.Column("heartbeat_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+)
+
+requests = sa.Table(
+    "tui_hpo_requests",
+    metadata,
+    sa.Column("request_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, nullable=False, index=True),
+    sa.Column("trial_id", sa.Integer, nullable=False, index=True),
+    sa.Column("trial_number", sa.Integer, nullable=False),
+    sa.Column("worker_id", sa.Integer, nullable=True, index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # "prune" or "fail"
+    sa.Column("issued_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+    sa.Column("issued_by", sa.String(255), nullable=True),
+    sa.Column("handled_at", sa.DateTime, nullable=True),
+    sa.Column("outcome", sa.Text, nullable=True),
 )
 
 

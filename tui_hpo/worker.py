@@ -9,7 +9,6 @@ with the reason on the trial (``fail_reason``) and in this worker's log.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+import optuna
 import sqlalchemy as sa
 
 from tui_hpo import attrs, budget, control, registry, trials
@@ -33,7 +33,11 @@ from tui_hpo.storage import Heartbeat, StorageURL, load_study, open_storage
 
 log = logging.getLogger("tui_hpo.worker")
 
-IDLE_POLL_S = 1.0
+POLL_INTERVAL_S = 0.5
+"""How often a paused or idle worker looks at its orders again (``--poll-interval``)."""
+
+SUPERVISED_ENV = "TUI_HPO_WORKER_ID"
+"""Set by the supervisor for the process it starts: the worker row it created for it."""
 
 
 class StopWorker(BaseException):
@@ -50,6 +54,7 @@ class WorkerConfig:
     storage: StorageURL
     heartbeat: Heartbeat
     log_path: str | None = None
+    poll_interval: float = POLL_INTERVAL_S
 
 
 class Worker:
@@ -67,9 +72,14 @@ class Worker:
         self.n_objectives = len(self.study.directions)
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
         self.gpu = "none" if gpu == "" else gpu
-        self.worker_id = registry.register(
-            self.engine, self.study_id, gpu=self.gpu, log_path=config.log_path
-        )
+        adopted = os.environ.get(SUPERVISED_ENV)
+        if adopted:  # the supervisor made our row, so it knows which worker to watch
+            self.worker_id = int(adopted)
+            registry.update(self.engine, self.worker_id, pid=os.getpid(), gpu=self.gpu)
+        else:
+            self.worker_id = registry.register(
+                self.engine, self.study_id, gpu=self.gpu, log_path=config.log_path
+            )
         self.beater = registry.Beater(self.engine, self.worker_id)
         self._sampler_id = -1
         self._pruner_id = -1
@@ -135,24 +145,25 @@ class Worker:
         while True:
             if self._stop_signal is not None:
                 return 128 + self._stop_signal
-            with self.engine.connect() as con:
-                orders = control.read_orders(con, self.study_id)
-            if orders.stop_requested:
-                log.info("study told to stop; leaving")
-                return 0
-            if orders.past_deadline:
-                log.info("study deadline reached; leaving")
-                return 0
-            self._apply(orders)
             self._fail_stale_trials()
-            trial_id = budget.take_trial(self.study, self.engine)
+            trial_id, orders = budget.take_trial(self.study, self.engine, self.worker_id)
+            reason = orders.must_leave
+            if reason:
+                log.info("%s; leaving", reason)
+                return 0
+            if orders.paused:
+                self._set_state("paused")
+                time.sleep(self.config.poll_interval)
+                continue
             if trial_id is None:
                 if self._others_running():
                     self._set_state("idle")
-                    time.sleep(IDLE_POLL_S)  # a lost trial may come back through --retry-failed
+                    # a lost trial may come back through --retry-failed
+                    time.sleep(self.config.poll_interval)
                     continue
                 log.info("trial budget spent")
                 return 0
+            self._apply(orders)
             self._run_trial(trial_id)
 
     def _apply(self, orders: control.Orders) -> None:
@@ -164,6 +175,7 @@ class Worker:
             self.study.sampler = make_sampler(orders.sampler, seed=seed)
             self._sampler, self._sampler_id = orders.sampler, orders.sampler_setting_id
             log.info("sampler %s", orders.sampler.label())
+            registry.update(self.engine, self.worker_id, sampler=orders.sampler.label())
         if orders.pruner_setting_id != self._pruner_id:
             self.study.pruner = make_pruner(orders.pruner)
             self._pruner, self._pruner_id = orders.pruner, orders.pruner_setting_id
@@ -204,11 +216,10 @@ class Worker:
         registry.update(self.engine, self.worker_id, state=state, **values)
 
     def _run_trial(self, trial_id: int) -> None:
-        import optuna
         from optuna.trial import TrialState
 
         self._record_start(trial_id)
-        trial = optuna.Trial(self.study, trial_id)
+        trial = SteeredTrial(self.study, trial_id, self.engine)
         self._set_state("running", trial_number=trial.number)
         heartbeat = _TrialHeartbeat(self.study._storage, trial_id, self.config.heartbeat.interval)
         heartbeat.start()
@@ -263,32 +274,43 @@ class Worker:
         self._set_state("idle", trial_number=None, trials_done=self.trials_done)
 
     def _record_start(self, trial_id: int) -> None:
-        """Provenance attrs and the first heartbeat, in one transaction.
+        trials.record_start(
+            self.engine,
+            trial_id,
+            trials.provenance(self.worker_id, self.gpu, self._sampler, self._pruner),
+            heartbeat=True,
+        )
 
-        Written straight into Optuna's tables (same rows ``set_trial_user_attr`` would write)
-        because seven separate writes per trial would cost more than a fast trial itself.
-        """
-        from optuna.storages._rdb import models
 
-        values = {
-            attrs.HOST: socket.gethostname(),
-            attrs.PID: os.getpid(),
-            attrs.WORKER: self.worker_id,
-            attrs.GPU: self.gpu,
-            attrs.SAMPLER: {"name": self._sampler.name, "kwargs": self._sampler.kwargs},
-            attrs.PRUNER: {"name": self._pruner.name, "kwargs": self._pruner.kwargs},
-        }
-        ua = models.TrialUserAttributeModel.__table__
-        hb = models.TrialHeartbeatModel.__table__
-        with self.engine.begin() as con:
-            con.execute(
-                ua.insert(),
-                [
-                    {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
-                    for k, v in values.items()
-                ],
-            )
-            con.execute(hb.insert().values(trial_id=trial_id, heartbeat=sa.func.now()))
+class SteeredTrial(optuna.Trial):
+    """A trial that also obeys ``prune-trial`` from any machine.
+
+    ``should_prune`` first looks for a prune order for this trial (one indexed read), then asks
+    the pruner in force. For several objectives Optuna's ``report``/``should_prune`` raise;
+    here ``report`` records the curve anyway (so it can be watched) and ``should_prune``
+    answers only prune orders, since no Optuna pruner handles several objectives.
+    """
+
+    def __init__(self, study: optuna.Study, trial_id: int, engine: sa.Engine) -> None:
+        super().__init__(study, trial_id)
+        self._engine = engine
+
+    def report(self, value: float, step: int) -> None:
+        if len(self.study.directions) == 1:
+            super().report(value, step)
+            return
+        step = int(step)
+        if step not in self._cached_frozen_trial.intermediate_values:
+            self.storage.set_trial_intermediate_value(self._trial_id, step, float(value))
+            self._cached_frozen_trial.intermediate_values[step] = float(value)
+
+    def should_prune(self) -> bool:
+        if trials.take_prune_order(self._engine, self._trial_id):
+            log.info("trial %d pruned on request", self.number)
+            return True
+        if len(self.study.directions) > 1:
+            return False
+        return super().should_prune()
 
 
 def _check_values(result: Any, n_objectives: int) -> tuple[list[float] | None, str | None]:

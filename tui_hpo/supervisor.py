@@ -1,0 +1,150 @@
+"""The supervisor: what ``tui-hpo worker`` runs, wrapped around the process that runs trials.
+
+A trial can hang where no signal handler runs (a C call, a deadlocked data loader), so the
+process that runs trials can't be trusted to end one on request. The supervisor is a small
+second process on the same machine that never runs user code. It:
+
+- starts the trial-running process (``tui-hpo worker --no-supervisor``) under a worker row it
+  creates, so it knows which fail orders are meant for it;
+- polls the storage for fail orders on that worker's trials (``fail-trial`` from any machine),
+  kills the process, marks the trial FAIL with the reason and starts a replacement;
+- replaces the process when it dies (SIGKILL, OOM killer), failing what it left RUNNING at once
+  instead of after the heartbeat grace period;
+- passes SIGTERM/SIGINT on, so stopping the supervisor stops the worker cleanly.
+
+Both processes share one process group, so ``freeze`` (SIGSTOP to the group) stops both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from tui_hpo import budget, registry, trials
+from tui_hpo.control import study_id_of
+from tui_hpo.storage import open_storage
+from tui_hpo.worker import SUPERVISED_ENV, WorkerConfig, setup_logging
+
+log = logging.getLogger("tui_hpo.supervisor")
+
+POLL_S = 0.25
+"""Fail orders are picked up within this; the contract is a FAIL within 2 s."""
+
+MAX_CRASHES = 3
+"""Consecutive crashes (non-zero exits not caused by a signal) before giving up: an objective
+that can't import or a full disk would otherwise restart forever."""
+
+USAGE_EXIT = 2
+
+
+class Supervisor:
+    def __init__(self, config: WorkerConfig, child_args: list[str]) -> None:
+        self.config = config
+        self.child_args = child_args
+        self.storage = open_storage(config.storage, heartbeat=config.heartbeat)
+        self.engine = self.storage.engine
+        self.study_id = study_id_of(self.engine, config.study)
+        self.child: subprocess.Popen[bytes] | None = None
+        self.worker_id: int | None = None
+        self.stopping: int | None = None
+        self._study = None
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stopping = signum
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        crashes = 0
+        while True:
+            code = self._run_child()
+            if code == 0 or code == USAGE_EXIT or self.stopping is not None:
+                return code if self.stopping is None else 128 + self.stopping
+            if code > 0:
+                crashes += 1
+                if crashes >= MAX_CRASHES:
+                    log.error("worker crashed %d times in a row; giving up", crashes)
+                    return code
+            else:
+                crashes = 0
+            if budget.budget_left(self.engine, self.study_id) == 0 and not self._others_running():
+                return 0
+            log.info("starting a replacement worker")
+
+    def _run_child(self) -> int:
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self.worker_id = registry.register(
+            self.engine,
+            self.study_id,
+            gpu="none" if gpu == "" else gpu,
+            log_path=self.config.log_path,
+            supervisor_pid=os.getpid(),
+        )
+        env = dict(os.environ, **{SUPERVISED_ENV: str(self.worker_id)})
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "tui_hpo", "worker", *self.child_args, "--no-supervisor"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        registry.update(self.engine, self.worker_id, pid=self.child.pid)
+        while (code := self.child.poll()) is None:
+            self._take_fail_orders()
+            time.sleep(POLL_S)
+        if code != 0:
+            self._after_death(code)
+        return code
+
+    def _take_fail_orders(self) -> None:
+        assert self.child is not None and self.worker_id is not None
+        orders = trials.pending_fail_orders(self.engine, self.worker_id)
+        if not orders:
+            return
+        self.child.kill()
+        self.child.wait()
+        for request_id, trial_id, number in orders:
+            reason = "failed on request (fail-trial): worker process killed by its supervisor"
+            done = trials.fail_trial(self.study(), self.engine, trial_id, reason)
+            outcome = f"worker pid {self.child.pid} killed, replacement started"
+            trials.mark_order_done(self.engine, request_id, outcome if done else "already ended")
+            log.warning("trial %d failed on request; worker pid %d killed", number, self.child.pid)
+
+    def _after_death(self, code: int) -> None:
+        assert self.child is not None and self.worker_id is not None
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        failed = trials.fail_running_of_worker(
+            self.study(),
+            self.engine,
+            self.worker_id,
+            f"worker pid {self.child.pid} died ({how})",
+            retry=self.config.heartbeat.retry_failed,
+        )
+        registry.update(
+            self.engine, self.worker_id, state="exited", exit_code=code, trial_number=None
+        )
+        log.warning("worker pid %d died (%s); %d trial(s) failed", self.child.pid, how, failed)
+
+    def study(self):  # type: ignore[no-untyped-def]
+        """The Optuna study, loaded only once something has to be failed."""
+        if self._study is None:
+            import optuna
+
+            self._study = optuna.load_study(study_name=self.config.study, storage=self.storage)
+        return self._study
+
+    def _others_running(self) -> bool:
+        from tui_hpo.reads import state_counts
+
+        with self.engine.connect() as con:
+            return state_counts(con, self.study_id)["RUNNING"] > 0
+
+
+def run(config: WorkerConfig, child_args: list[str]) -> int:
+    setup_logging(config.log_path)
+    return Supervisor(config, child_args).run()
