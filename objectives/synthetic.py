@@ -47,11 +47,14 @@ def demo_sleep(default: float = 0.0) -> float:
 def report_intermediate(trial: optuna.Trial, value: float, step: int) -> None:
     """Report ``value`` at ``step`` and raise ``TrialPruned`` when the pruner says so.
 
-    Optuna refuses ``Trial.report`` and ``Trial.should_prune`` in multi-objective studies.
-    Learning curves are still worth showing there, so the value goes straight to the storage
-    (which accepts it) and pruning is skipped, as no Optuna pruner supports several objectives.
+    Plain Optuna refuses ``Trial.report`` and ``Trial.should_prune`` in multi-objective
+    studies. Under tui-hpo's workers both work there (the curve is recorded; ``should_prune``
+    answers ``tui-hpo prune-trial``), so they are used whenever the trial accepts them; under
+    plain Optuna the value goes straight to the storage (which accepts it) and pruning is
+    skipped, as no Optuna pruner supports several objectives.
     """
-    if isinstance(trial, optuna.Trial) and len(trial.study.directions) > 1:
+    steered = getattr(trial, "reports_multi_objective", False)
+    if isinstance(trial, optuna.Trial) and len(trial.study.directions) > 1 and not steered:
         # Private id: the public API has no other way to reach this trial's storage row.
         trial.storage.set_trial_intermediate_value(trial._trial_id, step, float(value))
         return

@@ -42,6 +42,7 @@ class StudySummary:
     pruner: Spec | None = None
     paused: bool = False
     workers: list[registry.WorkerRow] = field(default_factory=list)
+    by_sampler: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def n_trials(self) -> int:
@@ -67,6 +68,7 @@ class StudySummary:
             "n_trials": self.n_trials,
             "budget": self.trial_budget,
             "counts": self.counts,
+            "by_sampler": self.by_sampler,
             "best": best,
             "pareto_front_size": self.pareto_front_size,
             "sampler": _spec_json(self.sampler),
@@ -101,6 +103,36 @@ def state_counts(con: sa.Connection, study_id: int) -> dict[str, int]:
     ):
         counts[state.name] = n
     return counts
+
+
+UNKNOWN_SAMPLER = "(unknown)"
+
+
+def counts_by_sampler(con: sa.Connection, study_id: int) -> dict[str, dict[str, int]]:
+    """Counts per state for each sampler that produced trials (its ``tui_hpo.sampler`` attr),
+    so two samplers used in one study can be compared."""
+    import json
+
+    from tui_hpo import attrs
+
+    m = _tables()
+    t, ua = m.TrialModel.__table__, m.TrialUserAttributeModel.__table__
+    rows = con.execute(
+        sa.select(ua.c.value_json, t.c.state, sa.func.count())
+        .select_from(t)
+        .outerjoin(ua, sa.and_(ua.c.trial_id == t.c.trial_id, ua.c.key == attrs.SAMPLER))
+        .where(t.c.study_id == study_id)
+        .group_by(ua.c.value_json, t.c.state)
+    )
+    out: dict[str, dict[str, int]] = {}
+    for value_json, state, n in rows:
+        label = UNKNOWN_SAMPLER
+        if value_json:
+            d = json.loads(value_json)
+            label = Spec(d.get("name", "?"), d.get("kwargs") or {}).label()
+        counts = out.setdefault(label, dict.fromkeys(STATES, 0))
+        counts[state.name] += n
+    return out
 
 
 def directions(con: sa.Connection, study_id: int) -> list[str]:
@@ -188,6 +220,7 @@ def summarize(con: sa.Connection, study_id: int, name: str) -> StudySummary:
         pruner=orders.pruner,
         paused=orders.paused,
         workers=registry.list_workers(con, study_id),
+        by_sampler=counts_by_sampler(con, study_id),
     )
 
 

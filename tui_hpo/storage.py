@@ -15,6 +15,7 @@ Optuna's tables are created by Optuna itself and never altered. tui-hpo's own ta
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -55,8 +56,8 @@ def mask_url(url: str) -> str:
 
     try:
         parsed = make_url(url)
-    except Exception:
-        return "<malformed storage URL>"
+    except Exception:  # still hide what looks like user:password@ in a URL we can't parse
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
     if parsed.password is None:
         return url
     return parsed.render_as_string(hide_password=True)

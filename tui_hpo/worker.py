@@ -291,6 +291,9 @@ class SteeredTrial(optuna.Trial):
     answers only prune orders, since no Optuna pruner handles several objectives.
     """
 
+    reports_multi_objective = True
+    """Tells objectives that ``report``/``should_prune`` work here with several objectives."""
+
     def __init__(self, study: optuna.Study, trial_id: int, engine: sa.Engine) -> None:
         super().__init__(study, trial_id)
         self._engine = engine
