@@ -86,10 +86,34 @@ def _heartbeat(interval: int, grace: int | None, retry: int | None) -> Any:
     return Heartbeat(interval=interval, grace_period=grace, retry_failed=retry)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=Group,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="tui-hpo")
-def cli() -> None:
-    """Run, watch and steer Optuna hyperparameter searches on GPU machines."""
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Run, watch and steer Optuna hyperparameter searches on GPU machines.
+
+    With no command, opens the full-screen app on the default storage (see `tui-hpo ui`).
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(ui)
+
+
+@cli.command()
+@storage_option
+@click.option("--study", "-s", default=None, help="Open this study directly.")
+def ui(storage: str | None = None, study: str | None = None) -> None:
+    """Open the full-screen app on the storage (workers outlive it)."""
+    from tui_hpo.app.app import run
+
+    target = _target(storage)
+    from tui_hpo.storage import check_reachable
+
+    check_reachable(target, must_exist=False)
+    run(target, study)
 
 
 @cli.command()
