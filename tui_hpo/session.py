@@ -54,17 +54,12 @@ class StudySnapshot:
 
     @property
     def trials_per_minute(self) -> float:
-        f = self.frame
-        ended = ~(f.state == trialdata.STATE_CODE["RUNNING"]) & ~(
-            f.state == trialdata.STATE_CODE["WAITING"]
-        )
-        done = f.complete[ended]
-        if len(done) < 2:
+        """Trials ended per minute over the last ten minutes (or since the first start)."""
+        window = min(600.0, self.elapsed_s)
+        if window <= 0:
             return 0.0
-        recent = done[done >= self.read_at - 600]  # the last ten minutes
-        if len(recent) >= 2:
-            return len(recent) / max(60.0, self.read_at - float(recent.min())) * 60
-        return len(done) / max(1.0, float(done.max() - f.start[ended].min())) * 60
+        ended = self.frame.complete[~_isnan(self.frame.complete)]
+        return float((ended >= self.read_at - window).sum()) / window * 60
 
     @property
     def elapsed_s(self) -> float:
