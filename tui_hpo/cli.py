@@ -159,6 +159,7 @@ def ui(storage: str | None = None, study: str | None = None) -> None:
     metavar="SECONDS",
     help="How often a paused or idle worker checks its orders (default 0.5).",
 )
+@click.option("--detach", is_flag=True, help="Return once the workers are started.")
 @heartbeat_options
 def launch(
     objective: str,
@@ -177,6 +178,7 @@ def launch(
     directions: tuple[str, ...],
     log_dir: Path | None,
     poll_interval: float | None,
+    detach: bool,
     heartbeat_interval: int,
     grace_period: int | None,
     retry_failed: int | None,
@@ -214,7 +216,7 @@ def launch(
         poll_interval=poll_interval,
     )
     plan = launcher.plan(request)
-    sys.exit(progress.run_launch(plan))
+    sys.exit(progress.run_launch(plan, detach=detach))
 
 
 @cli.command()

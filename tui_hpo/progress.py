@@ -51,8 +51,10 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def run_launch(plan: Plan) -> int:
-    """Start the workers, show progress until they are done; Ctrl-C stops them."""
+def run_launch(plan: Plan, *, detach: bool = False) -> int:
+    """Start the workers, show progress until they are done; Ctrl-C stops them.
+
+    ``detach`` returns once the workers are started (the app launches studies this way)."""
     from tui_hpo.launcher import Launcher
 
     console = _stderr()
@@ -65,6 +67,10 @@ def run_launch(plan: Plan) -> int:
         f"(GPU {','.join(gpus)}), {req.n_trials or 'open'} trial(s); "
         f"logs in {plan.log_dir}"
     )
+    if detach:
+        pids = ", ".join(str(w.pid) for w in launcher.workers)
+        console.print(f"detached: workers run on (pid {pids}); watch with tui-hpo status")
+        return 0
     # SIGHUP (SSH dropped): leave quietly; the workers run on in their own sessions.
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     try:

@@ -8,20 +8,18 @@ exactly the same thing.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from tui_hpo import control, processes, reads, registry, trialdata, trials
 from tui_hpo.errors import UserError
-from tui_hpo.samplers import Spec, parse_kwargs, pruner_spec, sampler_spec
+from tui_hpo.samplers import parse_kwargs, pruner_spec, sampler_spec
 from tui_hpo.storage import StorageURL, open_storage
 
 
@@ -232,26 +230,35 @@ class Session:
         return f"{target} local worker(s)"
 
     def launch(self, form: NewStudy) -> str:
-        """Create the study and start its workers detached: they outlive the app."""
-        from tui_hpo import launcher
-        from tui_hpo.objective import parse_directions
+        """Create the study and start its workers, detached: they outlive the app.
 
-        request = launcher.LaunchRequest(
-            objective=form.objective,
-            study=form.study,
-            storage=self.target,
-            n_trials=form.n_trials,
-            workers=form.workers,
-            gpus=form.gpus or None,
-            sampler=sampler_spec(form.sampler, parse_kwargs(form.sampler_kwargs, "sampler kwargs")),
-            pruner=pruner_spec(form.pruner, parse_kwargs(form.pruner_kwargs, "pruner kwargs")),
-            directions=parse_directions([form.directions]) if form.directions else None,
-            log_dir=Path(form.log_dir) if form.log_dir else None,
-        )
-        plan = launcher.plan(request)
-        run = launcher.Launcher(plan)
-        run.start()
-        return f"started {form.workers} worker(s) on {form.study}; logs in {plan.log_dir}"
+        Runs ``tui-hpo launch --detach`` as a subprocess: the same checks and messages as in a
+        shell, and the objective (torch, say) is imported there, not into the app.
+        """
+        import subprocess
+        import sys
+
+        args = [sys.executable, "-m", "tui_hpo", "launch", form.objective, "--study", form.study,
+                "--workers", str(form.workers), "--sampler", form.sampler,
+                "--pruner", form.pruner, "--detach"]  # fmt: skip
+        if form.n_trials is not None:
+            args += ["--n-trials", str(form.n_trials)]
+        for flag, value in (
+            ("--directions", form.directions),
+            ("--gpus", form.gpus),
+            ("--sampler-kwargs", form.sampler_kwargs),
+            ("--pruner-kwargs", form.pruner_kwargs),
+            ("--log-dir", form.log_dir),
+        ):
+            if value:
+                args += [flag, value]
+        env = dict(os.environ, TUI_HPO_STORAGE=self.target.url)
+        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        lines = [x for x in (done.stderr + done.stdout).splitlines() if x.strip()]
+        if done.returncode != 0:
+            errors = [x for x in lines if x.startswith("error:")] or lines[-1:]
+            raise UserError(errors[0].removeprefix("error: ") if errors else "launch failed")
+        return f"launched {form.workers} worker(s) on {form.study}"
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,3 @@ def age_text(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
-
-
-__all__ = ["NewStudy", "Session", "Spec", "StudySnapshot", "age_text", "dt"]

@@ -8,6 +8,7 @@ of their own and answer to the storage, not to the app.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -59,7 +60,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Markdown(self.text)
-        yield Footer()
+        yield Footer(compact=True)
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
         self.dismiss(None)
@@ -83,13 +84,22 @@ class TuiHpoApp(App[None]):
         super().__init__()
         self.target = target
         self.start_study = study
-        self.session: Session = None  # type: ignore[assignment]
+        self._session: Session | None = None
+        self._session_lock = threading.Lock()
+
+    @property
+    def session(self) -> Session:
+        """The storage session, opened on first use from a thread worker (opening it is I/O,
+        and a storage that is down at start must show a banner, not stop the app)."""
+        with self._session_lock:
+            if self._session is None:
+                self._session = Session(self.target)
+            return self._session
 
     def on_mount(self) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.session = Session(self.target)
         self.push_screen(StudiesScreen())
         if self.start_study:
             self.open_study(self.start_study)

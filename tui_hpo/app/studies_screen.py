@@ -34,7 +34,7 @@ class StudiesScreen(Screen[None]):
         yield Static("", id="banner")
         yield Static("", id="title")
         yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -42,7 +42,7 @@ class StudiesScreen(Screen[None]):
             "study", "directions", "trials", "complete", "pruned", "fail", "running", "best",
             "workers", "last activity",
         )  # fmt: skip
-        self.query_one("#title", Static).update(f"tui-hpo · {self.app.session.masked_url}")  # type: ignore[attr-defined]
+        self.query_one("#title", Static).update(f"tui-hpo · {self.app.target.masked}")  # type: ignore[attr-defined]
         self.query_one("#banner").display = False
         table.focus()
         self.poll()

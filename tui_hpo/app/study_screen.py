@@ -136,7 +136,7 @@ class StudyScreen(Screen[None]):
                         classes="pane",
                     )  # fmt: skip
                     yield Container(Log(id="log-view", highlight=False), id="log", classes="pane")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#workers-table", DataTable).add_columns(
