@@ -11,6 +11,7 @@ keeps working. docs/storage.md describes each column.
   each kind is the one workers use, the rest is the history.
 - ``tui_hpo_workers``: every worker process that joined a study: where it runs, its state and
   a heartbeat, so ``status`` and ``workers`` can show remote workers too.
+- ``tui_hpo_curves``: learning curves of multi-objective trials (see below).
 - ``tui_hpo_requests``: prune or fail orders for one running trial, picked up by the worker
   (prune, at its next report) or by the worker's supervisor on its host (fail: kill, replace).
 """
@@ -80,6 +81,17 @@ requests = sa.Table(
     sa.Column("handled_at", sa.DateTime, nullable=True),
     sa.Column("outcome", sa.Text, nullable=True),
 )
+
+curves = sa.Table(
+    "tui_hpo_curves",
+    metadata,
+    sa.Column("trial_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("step", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.Float, nullable=True),
+)
+"""Learning curves of multi-objective trials. Optuna refuses ``report`` there, and its TPE
+sampler fails on a PRUNED trial that has intermediate values in a multi-objective study, so
+tui-hpo keeps these curves here instead of in Optuna's own table."""
 
 
 def ensure(engine: sa.Engine) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import optuna
 import sqlalchemy as sa
 
-from tui_hpo import attrs, budget, control, registry, trials
+from tui_hpo import attrs, budget, control, registry, tables, trials
 from tui_hpo.samplers import make_pruner, make_sampler
 from tui_hpo.storage import Heartbeat, StorageURL, load_study, open_storage
 
@@ -287,8 +287,10 @@ class SteeredTrial(optuna.Trial):
 
     ``should_prune`` first looks for a prune order for this trial (one indexed read), then asks
     the pruner in force. For several objectives Optuna's ``report``/``should_prune`` raise;
-    here ``report`` records the curve anyway (so it can be watched) and ``should_prune``
-    answers only prune orders, since no Optuna pruner handles several objectives.
+    here ``report`` records the curve in tui-hpo's ``tui_hpo_curves`` (Optuna's TPE fails on a
+    pruned multi-objective trial with intermediate values in Optuna's table) and
+    ``should_prune`` answers only prune orders, since no Optuna pruner handles several
+    objectives.
     """
 
     reports_multi_objective = True
@@ -297,15 +299,23 @@ class SteeredTrial(optuna.Trial):
     def __init__(self, study: optuna.Study, trial_id: int, engine: sa.Engine) -> None:
         super().__init__(study, trial_id)
         self._engine = engine
+        self._steps: set[int] = set()
 
     def report(self, value: float, step: int) -> None:
         if len(self.study.directions) == 1:
             super().report(value, step)
             return
         step = int(step)
-        if step not in self._cached_frozen_trial.intermediate_values:
-            self.storage.set_trial_intermediate_value(self._trial_id, step, float(value))
-            self._cached_frozen_trial.intermediate_values[step] = float(value)
+        if step < 0 or step in self._steps:
+            return
+        self._steps.add(step)
+        with self._engine.begin() as con:
+            value = float(value)
+            con.execute(
+                tables.curves.insert().values(
+                    trial_id=self._trial_id, step=step, value=None if math.isnan(value) else value
+                )
+            )
 
     def should_prune(self) -> bool:
         if trials.take_prune_order(self._engine, self._trial_id):

@@ -21,6 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Log, Static
 
 from tui_hpo.app import forms
@@ -40,6 +41,8 @@ from tui_hpo.session import StudySnapshot, age_text
 from tui_hpo.trialdata import STATE_CODE, STATE_NAMES, hypervolume_history
 
 POLL_S = 1.0
+SETTLE_S = 0.12
+PLOT_EVERY_S = 2.0
 MAX_BACKOFF_S = 30.0
 WIDE = (150, 40)
 PANES = ("trials", "front", "detail", "importance", "workers", "log")
@@ -110,6 +113,8 @@ class StudyScreen(Screen[None]):
         self._hv_generation = -1
         self._hv: tuple[np.ndarray, np.ndarray] | None = None
         self._wide = False
+        self._settle: Timer | None = None
+        self._plotted_at = 0.0
 
     # layout ---------------------------------------------------------------------------------
 
@@ -183,7 +188,9 @@ class StudyScreen(Screen[None]):
         focus = {"trials": "#trials-table", "workers": "#workers-table"}.get(pane)
         if focus:
             self.query_one(focus).focus()
-        self._paint_plots()
+        self._paint_plots(force=True)
+        if self.snapshot is not None:
+            self._maybe_importance(self.snapshot)
 
     # polling --------------------------------------------------------------------------------
 
@@ -355,8 +362,16 @@ class StudyScreen(Screen[None]):
 
     @on(TrialsTable.Selected)
     def on_trial_selected(self, _message: TrialsTable.Selected) -> None:
+        """Detail, curves and plot markers follow the cursor once it rests: holding a key
+        down through 100,000 rows must not queue a read and a plot per row."""
+        if self._settle is not None:
+            self._settle.stop()
+        self._settle = self.set_timer(SETTLE_S, self._selection_settled)
+
+    def _selection_settled(self) -> None:
+        self._settle = None
         self._refresh_selected()
-        self._paint_plots()
+        self._paint_plots(force=True)
 
     def _selected(self) -> int | None:
         return self.query_one(TrialsTable).selected_index()
@@ -444,14 +459,20 @@ class StudyScreen(Screen[None]):
 
     # plots -----------------------------------------------------------------------------------
 
-    def _paint_plots(self) -> None:
+    def _paint_plots(self, force: bool = False) -> None:
+        """Redraw the Pareto/best pane when it shows; while trials stream in, at most every
+        PLOT_EVERY_S (plotting thousands of points takes the UI thread tens of ms)."""
         snap = self.snapshot
-        if snap is None:
+        if snap is None or not self.query_one("#front").display:
             return
+        now = time.monotonic()
+        if not force and now - self._plotted_at < PLOT_EVERY_S:
+            return
+        self._plotted_at = now
         frame = snap.frame
         selected = self._selected()
         history = self.query_one("#history", HistoryPlot)
-        self._layout()
+        self.query_one("#pareto").display = len(frame.directions) > 1
         if len(frame.directions) > 1:
             k = len(frame.directions)
             self.axes = (self.axes[0] % k, self.axes[1] % k)
@@ -485,7 +506,7 @@ class StudyScreen(Screen[None]):
         self.axes = (
             pairs[(pairs.index(self.axes) + 1) % len(pairs)] if self.axes in pairs else pairs[0]
         )
-        self._paint_plots()
+        self._paint_plots(force=True)
 
     def action_front_step(self, step: int) -> None:
         """Move through the Pareto front (sorted on the first plotted objective)."""
@@ -505,6 +526,10 @@ class StudyScreen(Screen[None]):
     # importance ------------------------------------------------------------------------------
 
     def _maybe_importance(self, snap: StudySnapshot) -> None:
+        """fANOVA takes seconds of CPU on a big study: only while its pane shows, and again
+        only when COMPLETE trials have grown by a tenth (or five)."""
+        if not self.query_one("#importance").display:
+            return
         n = int(snap.frame.complete_mask().sum())
         grew = n >= max(2, int(self._importance_n * 1.1), self._importance_n + 5)
         if self._importance_n < 0 or grew:
@@ -704,6 +729,3 @@ def _mb(value: float | None) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
-
-
-__all__ = ["StudyScreen", "time"]
