@@ -45,6 +45,13 @@ def storage_option(func: Any) -> Any:
 
 def heartbeat_options(func: Any) -> Any:
     func = click.option(
+        "--trial-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="A trial running longer is failed and its worker process replaced.",
+    )(func)
+    func = click.option(
         "--retry-failed",
         type=int,
         default=None,
@@ -179,6 +186,7 @@ def launch(
     log_dir: Path | None,
     poll_interval: float | None,
     detach: bool,
+    trial_timeout: float | None,
     heartbeat_interval: int,
     grace_period: int | None,
     retry_failed: int | None,
@@ -214,6 +222,7 @@ def launch(
         heartbeat=_heartbeat(heartbeat_interval, grace_period, retry_failed),
         log_dir=log_dir,
         poll_interval=poll_interval,
+        trial_timeout=trial_timeout,
     )
     plan = launcher.plan(request)
     sys.exit(progress.run_launch(plan, detach=detach))
@@ -240,6 +249,7 @@ def worker(
     log_file: str | None,
     poll_interval: float | None,
     no_supervisor: bool,
+    trial_timeout: float | None,
     heartbeat_interval: int,
     grace_period: int | None,
     retry_failed: int | None,
@@ -257,6 +267,8 @@ def worker(
     target = _target(storage)
     if poll_interval is not None and poll_interval <= 0:
         raise UserError("--poll-interval must be more than 0 seconds")
+    if trial_timeout is not None and trial_timeout <= 0:
+        raise UserError("--trial-timeout must be more than 0 seconds")
     config = worker_mod.WorkerConfig(
         objective=objective,
         study=study,
@@ -264,6 +276,7 @@ def worker(
         heartbeat=_heartbeat(heartbeat_interval, grace_period, retry_failed),
         log_path=log_file,
         poll_interval=poll_interval or worker_mod.POLL_INTERVAL_S,
+        trial_timeout=trial_timeout,
     )
     if no_supervisor:
         sys.exit(worker_mod.run(config))

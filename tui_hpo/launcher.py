@@ -46,6 +46,7 @@ class LaunchRequest:
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     log_dir: Path | None = None
     poll_interval: float | None = None
+    trial_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ def plan(request: LaunchRequest) -> Plan:
         raise UserError("--workers must be at least 1")
     if request.timeout is not None and request.timeout <= 0:
         raise UserError("--timeout must be more than 0 seconds")
+    if request.trial_timeout is not None and request.trial_timeout <= 0:
+        raise UserError("--trial-timeout must be more than 0 seconds")
     available = gpus.gpu_count()
     chosen = gpus.parse_gpus(request.gpus, available)
     per_worker = gpus.assign_gpus(request.workers, chosen, request.workers_per_gpu)
@@ -109,6 +112,7 @@ class WorkerRecipe:
     heartbeat: Heartbeat
     log_dir: Path
     poll_interval: float | None = None
+    trial_timeout: float | None = None
 
     def to_json(self) -> str:
         # the URL stays out: it may hold a password, and whoever scales has it already
@@ -121,6 +125,7 @@ class WorkerRecipe:
                 "grace_period": self.heartbeat.grace_period,
                 "retry_failed": self.heartbeat.retry_failed,
                 "log_dir": str(self.log_dir),
+                "trial_timeout": self.trial_timeout,
             }
         )
 
@@ -135,6 +140,7 @@ class WorkerRecipe:
             workers_per_gpu=d["workers_per_gpu"],
             heartbeat=Heartbeat(d["heartbeat_interval"], d["grace_period"], d["retry_failed"]),
             log_dir=Path(d["log_dir"]),
+            trial_timeout=d.get("trial_timeout"),
         )
 
 
@@ -178,6 +184,8 @@ def spawn_worker(recipe: WorkerRecipe, gpu: int | None) -> WorkerProcess:
         cmd += ["--retry-failed", str(hb.retry_failed)]
     if recipe.poll_interval is not None:
         cmd += ["--poll-interval", str(recipe.poll_interval)]
+    if recipe.trial_timeout is not None:
+        cmd += ["--trial-timeout", str(recipe.trial_timeout)]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             cmd,
@@ -216,6 +224,7 @@ class Launcher:
             heartbeat=req.heartbeat,
             log_dir=plan.log_dir,
             poll_interval=req.poll_interval,
+            trial_timeout=req.trial_timeout,
         )
         control.prepare_run(
             self.engine,

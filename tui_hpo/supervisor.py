@@ -25,8 +25,11 @@ import sys
 import time
 from types import FrameType
 
-from tui_hpo import budget, registry, trials
+import sqlalchemy as sa
+
+from tui_hpo import budget, registry, tables, trials
 from tui_hpo.control import study_id_of
+from tui_hpo.retry import transient
 from tui_hpo.storage import open_storage
 from tui_hpo.worker import SUPERVISED_ENV, WorkerConfig, setup_logging
 
@@ -53,6 +56,7 @@ class Supervisor:
         self.worker_id: int | None = None
         self.stopping: int | None = None
         self._study = None
+        self._running: tuple[int | None, float] = (None, 0.0)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = signum
@@ -94,8 +98,15 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
         )
         registry.update(self.engine, self.worker_id, pid=self.child.pid)
+        self._running = (None, 0.0)
         while (code := self.child.poll()) is None:
-            self._take_fail_orders()
+            try:
+                self._take_fail_orders()
+                self._enforce_trial_timeout()
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                # the storage is away; the worker rides it out, and so does this loop
             time.sleep(POLL_S)
         if code != 0:
             self._after_death(code)
@@ -114,6 +125,30 @@ class Supervisor:
             outcome = f"worker pid {self.child.pid} killed, replacement started"
             trials.mark_order_done(self.engine, request_id, outcome if done else "already ended")
             log.warning("trial %d failed on request; worker pid %d killed", number, self.child.pid)
+
+    def _enforce_trial_timeout(self) -> None:
+        """End a trial that has run longer than ``--trial-timeout``: kill, FAIL, replace."""
+        limit = self.config.trial_timeout
+        if not limit:
+            return
+        assert self.child is not None and self.worker_id is not None
+        w = tables.workers
+        with self.engine.connect() as con:
+            number = con.execute(
+                sa.select(w.c.trial_number).where(w.c.worker_id == self.worker_id)
+            ).scalar()
+        now = time.monotonic()
+        if number != self._running[0]:
+            self._running = (number, now)
+            return
+        if number is None or now - self._running[1] < limit:
+            return
+        self.child.kill()
+        self.child.wait()
+        reason = f"trial timed out after {limit:g} s (--trial-timeout): worker process killed"
+        for trial_id in trials.running_trials_of_worker(self.engine, self.study_id, self.worker_id):
+            trials.fail_trial(self.study(), self.engine, trial_id, reason)
+        log.warning("trial %d ran past %g s; worker pid %d killed", number, limit, self.child.pid)
 
     def _after_death(self, code: int) -> None:
         assert self.child is not None and self.worker_id is not None

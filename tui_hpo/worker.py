@@ -28,6 +28,7 @@ import optuna
 import sqlalchemy as sa
 
 from tui_hpo import attrs, budget, control, registry, tables, trials
+from tui_hpo.retry import make_resilient, retrying
 from tui_hpo.samplers import make_pruner, make_sampler
 from tui_hpo.storage import Heartbeat, StorageURL, load_study, open_storage
 
@@ -55,6 +56,8 @@ class WorkerConfig:
     heartbeat: Heartbeat
     log_path: str | None = None
     poll_interval: float = POLL_INTERVAL_S
+    trial_timeout: float | None = None
+    """Seconds a trial may run before its supervisor kills the process and fails the trial."""
 
 
 class Worker:
@@ -67,6 +70,7 @@ class Worker:
             config.storage, heartbeat=config.heartbeat, stale_callback=self._on_stale_trial
         )
         self.engine = self.storage.engine
+        make_resilient(self.storage)
         self.study = load_study(self.storage, config.study)
         self.study_id = self.study._study_id
         self.n_objectives = len(self.study.directions)
@@ -128,13 +132,17 @@ class Worker:
             raise
         finally:
             self.beater.stop()
-            registry.update(
-                self.engine,
-                self.worker_id,
-                state="exited",
-                exit_code=code,
-                trial_number=None,
-                trials_done=self.trials_done,
+            retrying(
+                lambda: registry.update(
+                    self.engine,
+                    self.worker_id,
+                    state="exited",
+                    exit_code=code,
+                    trial_number=None,
+                    trials_done=self.trials_done,
+                ),
+                "recording the exit",
+                give_up_after=30,
             )
             log.info(
                 "worker %d exits with %d after %d trials", self.worker_id, code, self.trials_done
@@ -145,8 +153,11 @@ class Worker:
         while True:
             if self._stop_signal is not None:
                 return 128 + self._stop_signal
-            self._fail_stale_trials()
-            trial_id, orders = budget.take_trial(self.study, self.engine, self.worker_id)
+            retrying(self._fail_stale_trials, "the stale-trial sweep")
+            trial_id, orders = retrying(
+                lambda: budget.take_trial(self.study, self.engine, self.worker_id),
+                "taking a trial",
+            )
             reason = orders.must_leave
             if reason:
                 log.info("%s; leaving", reason)
@@ -156,7 +167,7 @@ class Worker:
                 time.sleep(self.config.poll_interval)
                 continue
             if trial_id is None:
-                if self._others_running():
+                if retrying(self._others_running, "checking running trials"):
                     self._set_state("idle")
                     # a lost trial may come back through --retry-failed
                     time.sleep(self.config.poll_interval)
@@ -213,7 +224,10 @@ class Worker:
         if state == self._state and not values:
             return
         self._state = state
-        registry.update(self.engine, self.worker_id, state=state, **values)
+        retrying(
+            lambda: registry.update(self.engine, self.worker_id, state=state, **values),
+            "updating the worker row",
+        )
 
     def _run_trial(self, trial_id: int) -> None:
         from optuna.trial import TrialState
@@ -257,12 +271,16 @@ class Worker:
     ) -> None:
         from optuna.trial import TrialState
 
-        if reason:
-            self.study._storage.set_trial_system_attr(
-                trial._trial_id, attrs.OPTUNA_FAIL_REASON, reason
-            )
-            trial.set_user_attr(attrs.FAIL_REASON, reason)
-        self.study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+        try:
+            if reason:
+                self.study._storage.set_trial_system_attr(
+                    trial._trial_id, attrs.OPTUNA_FAIL_REASON, reason
+                )
+                trial.set_user_attr(attrs.FAIL_REASON, reason)
+            self.study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # ended from outside meanwhile (fail-trial, the stale sweep): that outcome stands
+            log.warning("trial %d was ended from outside before it could be told", trial.number)
         self.trials_done += 1
         took = time.monotonic() - started
         if state == TrialState.COMPLETE:
@@ -274,11 +292,10 @@ class Worker:
         self._set_state("idle", trial_number=None, trials_done=self.trials_done)
 
     def _record_start(self, trial_id: int) -> None:
-        trials.record_start(
-            self.engine,
-            trial_id,
-            trials.provenance(self.worker_id, self.gpu, self._sampler, self._pruner),
-            heartbeat=True,
+        values = trials.provenance(self.worker_id, self.gpu, self._sampler, self._pruner)
+        retrying(
+            lambda: trials.record_start(self.engine, trial_id, values, heartbeat=True),
+            "recording the trial's start",
         )
 
 
@@ -309,16 +326,21 @@ class SteeredTrial(optuna.Trial):
         if step < 0 or step in self._steps:
             return
         self._steps.add(step)
-        with self._engine.begin() as con:
-            value = float(value)
-            con.execute(
-                tables.curves.insert().values(
-                    trial_id=self._trial_id, step=step, value=None if math.isnan(value) else value
-                )
-            )
+        number = float(value)
+        row = {"trial_id": self._trial_id, "step": step,
+               "value": None if math.isnan(number) else number}  # fmt: skip
+
+        def write() -> None:
+            with self._engine.begin() as con:
+                con.execute(tables.curves.insert().values(**row))
+
+        retrying(write, "reporting an intermediate value")
 
     def should_prune(self) -> bool:
-        if trials.take_prune_order(self._engine, self._trial_id):
+        ordered = retrying(
+            lambda: trials.take_prune_order(self._engine, self._trial_id), "reading prune orders"
+        )
+        if ordered:
             log.info("trial %d pruned on request", self.number)
             return True
         if len(self.study.directions) > 1:
