@@ -128,7 +128,32 @@ def ui(storage: str | None = None, study: str | None = None) -> None:
 @click.option("--study", "-s", required=True, help="Study name (created if missing).")
 @storage_option
 @click.option("--n-trials", "-n", type=int, default=None, help="Trials to run (all workers).")
-@click.option("--workers", "-w", type=int, default=1, show_default=True)
+@click.option(
+    "--workers",
+    "-w",
+    type=int,
+    default=None,
+    help="Local worker processes (default 1, or 0 with --hosts).",
+)
+@click.option(
+    "--hosts",
+    default=None,
+    metavar="HOST[:N],...",
+    help="Also start N workers on each host through ssh (storage URL kept out of argv).",
+)
+@click.option(
+    "--ssh-command",
+    default="ssh",
+    envvar="TUI_HPO_SSH",
+    show_default=True,
+    help="The ssh client and its options, e.g. 'ssh -F ~/.ssh/hpo_config'.",
+)
+@click.option(
+    "--remote-command",
+    default="tui-hpo",
+    show_default=True,
+    help="How to run tui-hpo on the hosts (e.g. /opt/venv/bin/tui-hpo).",
+)
 @click.option("--gpus", default=None, help="GPUs to use: all (default when any), none, or 0,1.")
 @click.option("--workers-per-gpu", type=int, default=None, metavar="K", help="At most K per GPU.")
 @click.option(
@@ -173,7 +198,10 @@ def launch(
     study: str,
     storage: str | None,
     n_trials: int | None,
-    workers: int,
+    workers: int | None,
+    hosts: str | None,
+    ssh_command: str,
+    remote_command: str,
     gpus: str | None,
     workers_per_gpu: int | None,
     sampler: str | None,
@@ -205,7 +233,10 @@ def launch(
         study=study,
         storage=_target(storage),
         n_trials=n_trials,
-        workers=workers,
+        workers=workers if workers is not None else (0 if hosts else 1),
+        hosts=hosts,
+        ssh_command=ssh_command,
+        remote_command=remote_command,
         gpus=gpus,
         workers_per_gpu=workers_per_gpu,
         sampler=(

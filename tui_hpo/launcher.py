@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,10 +21,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tui_hpo import budget, control, gpus, reads, registry
+from tui_hpo import budget, control, gpus, reads, registry, remote
 from tui_hpo.errors import FAILURE, UserError
 from tui_hpo.samplers import Spec
 from tui_hpo.storage import Heartbeat, StorageURL, open_storage
+
+REMOTE_START_S = 30.0
+"""How long remote workers get to show up in the storage before the launcher stops waiting."""
 
 STOP_WAIT_S = 15.0
 """How long stopped workers get to tell their trial's outcome before SIGKILL."""
@@ -47,6 +51,9 @@ class LaunchRequest:
     log_dir: Path | None = None
     poll_interval: float | None = None
     trial_timeout: float | None = None
+    hosts: str | None = None
+    ssh_command: str = "ssh"
+    remote_command: str = "tui-hpo"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Plan:
     directions: list[str]
     gpu_per_worker: list[int | None]
     log_dir: Path
+    hosts: list[remote.Host] = field(default_factory=list)
 
 
 def plan(request: LaunchRequest) -> Plan:
@@ -69,15 +77,20 @@ def plan(request: LaunchRequest) -> Plan:
 
     if request.n_trials is not None and request.n_trials < 1:
         raise UserError("--n-trials must be at least 1")
-    if request.workers < 1:
-        raise UserError("--workers must be at least 1")
+    hosts = remote.parse_hosts(request.hosts)
+    if request.workers < (0 if hosts else 1):
+        raise UserError("--workers must be at least 1" if not hosts else "--workers can't be < 0")
     if request.timeout is not None and request.timeout <= 0:
         raise UserError("--timeout must be more than 0 seconds")
     if request.trial_timeout is not None and request.trial_timeout <= 0:
         raise UserError("--trial-timeout must be more than 0 seconds")
     available = gpus.gpu_count()
     chosen = gpus.parse_gpus(request.gpus, available)
-    per_worker = gpus.assign_gpus(request.workers, chosen, request.workers_per_gpu)
+    per_worker = (
+        gpus.assign_gpus(request.workers, chosen, request.workers_per_gpu)
+        if request.workers
+        else []
+    )
     spec, func = objective_mod.load(request.objective)
     check_reachable(request.storage, must_exist=False)
     existing = None
@@ -92,7 +105,7 @@ def plan(request: LaunchRequest) -> Plan:
             storage.engine.dispose()
     dirs = objective_mod.choose_directions(request.directions, func, existing)
     log_dir = (request.log_dir or Path("tui-hpo-logs") / _safe(request.study)).absolute()
-    return Plan(request, spec.text, dirs, per_worker, log_dir)
+    return Plan(request, spec.text, dirs, per_worker, log_dir, hosts)
 
 
 def _safe(name: str) -> str:
@@ -237,13 +250,49 @@ class Launcher:
             launch_json=self.recipe.to_json(),
         )
         self.workers: list[WorkerProcess] = []
+        self._remote_since: float | None = None
         self.restarts = 0
         self.max_restarts = 3 * req.workers
         self.crashed: list[str] = []
 
-    def start(self) -> None:
+    def start(self) -> list[str]:
+        """Start the local workers, then the remote ones; what each host said."""
         for gpu in self.plan.gpu_per_worker:
             self.workers.append(spawn_worker(self.recipe, gpu))
+        said = []
+        req = self.plan.request
+        hb = req.heartbeat
+        cmd = [*shlex.split(req.remote_command), "worker", self.plan.objective,
+               "--study", req.study, "--heartbeat-interval", str(hb.interval)]  # fmt: skip
+        if hb.grace_period is not None:
+            cmd += ["--grace-period", str(hb.grace_period)]
+        if hb.retry_failed:
+            cmd += ["--retry-failed", str(hb.retry_failed)]
+        for host in self.plan.hosts:
+            out = remote.start(
+                host,
+                ssh_command=req.ssh_command,
+                storage_url=req.storage.url,
+                worker_cmd=cmd,
+                log_dir=f"tui-hpo-logs/{_safe(req.study)}",
+                trial_timeout=req.trial_timeout,
+            )
+            said.append(f"{host.name}: {out.count('started')} worker(s) started")
+        self._remote_since = time.monotonic() if self.plan.hosts else None
+        return said
+
+    def busy(self) -> bool:
+        """Local workers alive, or remote ones working (or still starting up)."""
+        if self.alive():
+            return True
+        if self._remote_since is None:
+            return False
+        with self.engine.connect() as con:
+            live = [w for w in registry.list_workers(con, self.study_id)
+                    if not w.is_local and w.state not in ("exited", "lost")]  # fmt: skip
+        if live:
+            return True
+        return time.monotonic() - self._remote_since < REMOTE_START_S
 
     # watching ------------------------------------------------------------------------------
 

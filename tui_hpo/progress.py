@@ -59,14 +59,18 @@ def run_launch(plan: Plan, *, detach: bool = False) -> int:
 
     console = _stderr()
     launcher = Launcher(plan)
-    launcher.start()
+    said = launcher.start()
     req = plan.request
     gpus = sorted({"cpu" if g is None else str(g) for g in plan.gpu_per_worker})
+    remote_n = sum(h.workers for h in plan.hosts)
     console.print(
         f"study [bold]{req.study}[/] on {req.storage.masked}: {req.workers} worker(s) "
-        f"(GPU {','.join(gpus)}), {req.n_trials or 'open'} trial(s); "
+        + (f"+ {remote_n} on {len(plan.hosts)} host(s) " if remote_n else "")
+        + f"(GPU {','.join(gpus)}), {req.n_trials or 'open'} trial(s); "
         f"logs in {plan.log_dir}"
     )
+    for line in said:
+        console.print(line)
     if detach:
         pids = ", ".join(str(w.pid) for w in launcher.workers)
         console.print(f"detached: workers run on (pid {pids}); watch with tui-hpo status")
@@ -79,6 +83,11 @@ def run_launch(plan: Plan, *, detach: bool = False) -> int:
         else:
             _watch_plain(launcher, console)
     except KeyboardInterrupt:
+        if plan.hosts:
+            from tui_hpo import control
+
+            control.request_stop(launcher.engine, launcher.study_id)
+            console.print("remote workers were told to stop after their current trial")
         failed = launcher.stop()
         s = launcher.summary()
         console.print(
@@ -115,9 +124,9 @@ def _watch_bar(launcher: object, console: Console) -> None:
             bar.update(
                 task, completed=max(0, s.n_ended - base), counts=counts_text(s), best=best_text(s)
             )
-            if not launcher.alive():
+            if not launcher.busy():
                 launcher.check()
-                if not launcher.alive():
+                if not launcher.busy():
                     break
             time.sleep(POLL_S)
 
@@ -129,9 +138,9 @@ def _watch_plain(launcher: object, console: Console) -> None:
     last = 0.0
     while True:
         launcher.check()
-        if not launcher.alive():
+        if not launcher.busy():
             launcher.check()
-            if not launcher.alive():
+            if not launcher.busy():
                 break
         if time.monotonic() - last >= PLAIN_EVERY_S:
             last = time.monotonic()
