@@ -261,6 +261,60 @@ def launch(
 
 @cli.command()
 @click.argument("objective")
+@click.option("--study", "-s", required=True, help="Study name (created if missing).")
+@storage_option
+@click.option("--n-trials", "-n", type=int, default=None, help="Trials to run (all workers).")
+@click.option("--sampler", default=None)
+@click.option("--sampler-kwargs", default=None, metavar="JSON")
+@click.option("--pruner", default=None)
+@click.option("--pruner-kwargs", default=None, metavar="JSON")
+@click.option("--seed", type=int, default=None)
+@click.option("--direction", "--directions", "directions", multiple=True)
+def create(
+    objective: str,
+    study: str,
+    storage: str | None,
+    n_trials: int | None,
+    sampler: str | None,
+    sampler_kwargs: str | None,
+    pruner: str | None,
+    pruner_kwargs: str | None,
+    seed: int | None,
+    directions: tuple[str, ...],
+) -> None:
+    """Create STUDY with its budget, sampler and pruner, and start no worker.
+
+    For workers started elsewhere: `tui-hpo worker` under Slurm, say (docs/slurm.md).
+    """
+    from tui_hpo import launcher
+    from tui_hpo.objective import parse_directions
+    from tui_hpo.samplers import parse_kwargs, pruner_spec, sampler_spec
+
+    request = launcher.LaunchRequest(
+        objective=objective,
+        study=study,
+        storage=_target(storage),
+        n_trials=n_trials,
+        workers=1,
+        gpus="none",
+        sampler=(
+            sampler_spec(sampler, parse_kwargs(sampler_kwargs, "--sampler-kwargs"))
+            if sampler
+            else None
+        ),
+        pruner=(
+            pruner_spec(pruner, parse_kwargs(pruner_kwargs, "--pruner-kwargs")) if pruner else None
+        ),
+        seed=seed,
+        directions=parse_directions(directions),
+    )
+    run = launcher.Launcher(launcher.plan(request))
+    budget = f"budget {n_trials}" if n_trials else "no budget"
+    click.echo(f"{study}: ready ({','.join(run.plan.directions)}, {budget}); no worker started")
+
+
+@cli.command()
+@click.argument("objective")
 @click.option("--study", "-s", required=True, help="Study to join (must exist).")
 @storage_option
 @click.option("--log-file", default=None, hidden=True)

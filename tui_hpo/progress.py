@@ -156,20 +156,14 @@ def print_status(storage: str, summaries: list[StudySummary], *, with_workers: b
         console.print("no studies")
         return
     table = Table(box=None, pad_edge=False)
-    for column in (
-        "study",
-        "directions",
-        "trials",
-        "complete",
-        "pruned",
-        "fail",
-        "running",
-        "waiting",
-        "best",
-        "workers",
-        "last activity",
-    ):
-        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    longest = min(24, max(5, *(len(s.name) for s in summaries)))
+    for column in STATUS_COLUMNS:
+        table.add_column(
+            column,
+            justify="right" if column in _NUMERIC else "left",
+            no_wrap=column != "study",
+            min_width=longest if column == "study" else None,
+        )
     for s in summaries:
         live = [w for w in s.workers if w.state not in ("exited", "lost")]
         budget = f"/{s.trial_budget}" if s.trial_budget is not None else ""
@@ -182,9 +176,13 @@ def print_status(storage: str, summaries: list[StudySummary], *, with_workers: b
             str(s.counts["FAIL"]),
             str(s.counts["RUNNING"]),
             str(s.counts["WAITING"]),
-            best_text(s).removeprefix("best "),
-            f"{len(live)} live" + (" (paused)" if s.paused else ""),
-            s.last_activity.strftime("%Y-%m-%d %H:%M:%S") if s.last_activity else "-",
+            best_text(s)
+            .removeprefix("best ")
+            .replace("Pareto front", "front")
+            .replace("(", "")
+            .replace(")", ""),
+            f"{len(live)}" + (" paused" if s.paused else ""),
+            s.last_activity.strftime("%H:%M:%S") if s.last_activity else "-",
         )
     console.print(table)
     if with_workers:
@@ -192,7 +190,9 @@ def print_status(storage: str, summaries: list[StudySummary], *, with_workers: b
             print_workers(console, s)
 
 
-_NUMERIC = {"trials", "complete", "pruned", "fail", "running", "waiting", "best"}
+STATUS_COLUMNS = ("study", "dir", "trials", "done", "pruned", "fail", "run", "wait", "best",
+                  "workers", "last (UTC)")  # fmt: skip
+_NUMERIC = {"trials", "done", "pruned", "fail", "run", "wait", "best", "workers"}
 
 
 def print_workers(console: Console, s: StudySummary) -> None:
