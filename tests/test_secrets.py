@@ -1,0 +1,126 @@
+"""A storage URL's password never shows: not in any command's output, a worker's log, an error
+message, the app's screen, nor any process's command line.
+
+PostgreSQL here trusts local connections, so a URL with a password connects all the same; the
+password is a marker to search for everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PG_SERVER, run_cli
+
+SECRET = "Zq9-s3cret-Pw"
+
+
+@pytest.fixture
+def secret_url(postgres_url: str) -> str:
+    return postgres_url.replace("postgres@", f"postgres:{SECRET}@", 1)
+
+
+def _all_cmdlines() -> str:
+    text = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return "\n".join(text)
+
+
+def _kill_workers(url: str, study: str) -> None:
+    out = run_cli("workers", study, "--json", "--all", env={"TUI_HPO_STORAGE": url})
+    if out.returncode != 0:
+        return
+    for w in json.loads(out.stdout)["workers"]:
+        for pid in (w["pid"], w.get("supervisor_pid")):
+            if pid:
+                try:
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+
+def test_password_shows_nowhere(secret_url: str, tmp_path: Path) -> None:
+    env = {"TUI_HPO_STORAGE": secret_url, "TUI_HPO_DEMO_SLEEP": "0.2"}
+    logs = tmp_path / "logs"
+    seen: list[str] = []
+    study = "secret-study"
+
+    def cli(*args: str, with_flag: bool = False) -> None:
+        full = [*args, "--storage", secret_url] if with_flag else list(args)
+        done = run_cli(*full, env=env, cwd=tmp_path)
+        seen.append(done.stdout + done.stderr)
+
+    try:
+        cli("launch", "objectives.synthetic:slow", "--study", study, "--n-trials", "40",
+            "--workers", "2", "--log-dir", str(logs), "--detach",
+            "--heartbeat-interval", "1")  # fmt: skip
+        deadline = time.monotonic() + 60
+        running = ""
+        while time.monotonic() < deadline:
+            out = run_cli("status", "--study", study, "--json", env=env)
+            if out.returncode == 0 and json.loads(out.stdout)["studies"][0]["counts"]["RUNNING"]:
+                running = out.stdout
+                break
+            time.sleep(0.5)
+        assert running, "no trial started"
+        seen.append(_all_cmdlines())  # workers and supervisors are alive now
+        cli("status")
+        cli("status", "--study", study, "--json")
+        cli("workers", study)
+        cli("workers", study, "--json", "--all")
+        cli("pause", study, with_flag=True)
+        cli("resume", study)
+        cli("set-sampler", study, "random")
+        cli("set-pruner", study, "none")
+        cli("enqueue", study, "--params", '{"x": 1.0, "y": 2.0, "lr": 0.01}')
+        cli("prune-trial", study, "99999")  # an error that names the storage
+        cli("fail-trial", study, "99999")
+        cli("pause", "no-such-study", with_flag=True)
+        cli("status", "--study", "no-such-study")
+        cli("launch", "objectives.synthetic:nope", "--study", "x", with_flag=True)
+        cli("create", "objectives.synthetic:quadratic", "--study", "created")
+        cli("scale", study, "3")
+        seen.append(_all_cmdlines())
+        # unreachable and malformed URLs with passwords
+        port_down = PG_SERVER.replace("postgres@", f"postgres:{SECRET}@").rsplit(":", 1)[0]
+        seen.append(run_cli("status", "--storage", f"{port_down}:1/x").stderr)
+        seen.append(run_cli("status", "--storage", f"po stgres://u:{SECRET}@h/db").stderr)
+        seen.append(run_cli("status", "--storage", f"mysql+nodriver://u:{SECRET}@h/db").stderr)
+
+        # the app, on the same storage
+        from tui_hpo.app.app import TuiHpoApp
+        from tui_hpo.storage import parse_url
+
+        async def look() -> str:
+            app = TuiHpoApp(parse_url(secret_url), study)
+            screens = []
+            async with app.run_test(size=(160, 48)) as pilot:
+                for key in ("", "5", "6", "2", "escape"):
+                    if key:
+                        await pilot.press(key)
+                    await pilot.pause(1.5)
+                    screens.append(app.export_screenshot())
+            return "\n".join(screens)
+
+        app_text = asyncio.run(look())
+        assert study in app_text
+        seen.append(app_text)
+        cli("stop", study)
+    finally:
+        _kill_workers(secret_url, study)
+    for log in logs.glob("*.log"):
+        seen.append(log.read_text(errors="replace"))
+    assert len(list(logs.glob("*.log"))) >= 2
+    everything = "\n".join(seen)
+    assert "***" in everything  # masked URLs were shown
+    assert SECRET not in everything
