@@ -28,7 +28,8 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"error: {exc.message}", err=True)
+            # one line, whatever the user typed into a name (a newline in a JSON key, say)
+            click.echo("error: " + " ".join(exc.message.splitlines()), err=True)
             ctx.exit(exc.exit_code)
         except Exception as exc:
             if type(exc).__module__.startswith("sqlalchemy"):

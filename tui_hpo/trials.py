@@ -340,7 +340,7 @@ def check_params(params: dict[str, Any], distributions: dict[str, Any]) -> None:
     unknown = sorted(set(params) - set(distributions))
     if unknown:
         raise UserError(
-            f"unknown param(s) {', '.join(unknown)}: the study knows "
+            f"unknown param(s) {', '.join(map(repr, unknown))}: the study knows "
             f"{', '.join(sorted(distributions))}"
         )
     for name, value in params.items():
@@ -350,7 +350,7 @@ def check_params(params: dict[str, Any], distributions: dict[str, Any]) -> None:
         except (TypeError, ValueError, KeyError):
             ok = False
         if not ok:
-            raise UserError(f"param {name}={value!r} is outside its distribution {dist}")
+            raise UserError(f"param {name!r}={value!r} is outside its distribution {dist}")
 
 
 def enqueue(study: optuna.Study, engine: sa.Engine, params: dict[str, Any]) -> None:
