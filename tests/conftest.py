@@ -50,7 +50,9 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage_url(request: pytest.FixtureRequest) -> str:
     """The same test on both storages the project supports."""
-    return request.getfixturevalue(f"{request.param}_url")
+    return request.getfixturevalue(
+        {"sqlite": "sqlite_url", "postgresql": "postgres_url"}[request.param]
+    )
 
 
 @pytest.fixture
@@ -80,3 +82,28 @@ def run_cli(
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def kill_worker(pid: int | None) -> None:
+    """SIGKILL a tui-hpo worker's process group, only if ``pid`` is still a tui-hpo process:
+    a pid from an exited worker's row may belong to anything by now (a PostgreSQL backend,
+    whose group is the whole server)."""
+    import signal
+
+    if not pid:
+        return
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return
+    if "tui_hpo" not in cmdline and "tui-hpo" not in cmdline:
+        return
+    try:
+        group = os.getpgid(pid)
+        if group == pid and group != os.getpgrp():
+            os.killpg(group, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

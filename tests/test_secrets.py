@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 from pathlib import Path
 
 import pytest
-from conftest import PG_SERVER, run_cli
+from conftest import PG_SERVER, kill_worker, run_cli
 
 SECRET = "Zq9-s3cret-Pw"
 
@@ -42,11 +40,7 @@ def _kill_workers(url: str, study: str) -> None:
         return
     for w in json.loads(out.stdout)["workers"]:
         for pid in (w["pid"], w.get("supervisor_pid")):
-            if pid:
-                try:
-                    os.killpg(os.getpgid(pid), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            kill_worker(pid)
 
 
 def test_password_shows_nowhere(secret_url: str, tmp_path: Path) -> None:

@@ -80,11 +80,12 @@ def take_trial(
             orders = control.read_orders(con, study_id, worker_id)
             if orders.paused or orders.must_leave:
                 return None, orders
-            if orders.trial_budget is not None:
-                if control.count_trials(con, study_id) >= orders.trial_budget:
-                    return None, orders
+            taken, waiting = control.trial_slots(con, study_id)
+            if orders.trial_budget is not None and taken >= orders.trial_budget:
+                return None, orders
         study._thread_local.cached_all_trials = None
-        trial_id = study._pop_waiting_trial_id()
+        # Optuna's queue pop reads every waiting trial; most of the time there is none
+        trial_id = study._pop_waiting_trial_id() if waiting else None
         if trial_id is None:
             trial_id = study._storage.create_new_trial(study_id)
         return trial_id, orders

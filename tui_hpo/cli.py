@@ -77,14 +77,16 @@ def heartbeat_options(func: Any) -> Any:
     return func
 
 
-def _target(url: str | None) -> Any:
+def _target(url: str | None, *, quiet_optuna: bool = True) -> Any:
     """The checked storage URL; also quiets Optuna's INFO logging, which would scribble over
-    the progress bar and the status table."""
-    import optuna
-
+    the progress bar and the status table (not for the supervisor, which never loads Optuna
+    unless it must)."""
     from tui_hpo.storage import parse_url, resolve_url
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if quiet_optuna:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     return parse_url(resolve_url(url))
 
 
@@ -348,28 +350,30 @@ def worker(
     """
     import os
 
-    from tui_hpo import worker as worker_mod
+    from tui_hpo import worker_config
 
-    target = _target(storage)
+    target = _target(storage, quiet_optuna=no_supervisor)
     if poll_interval is not None and poll_interval <= 0:
         raise UserError("--poll-interval must be more than 0 seconds")
     if trial_timeout is not None and trial_timeout <= 0:
         raise UserError("--trial-timeout must be more than 0 seconds")
-    config = worker_mod.WorkerConfig(
+    config = worker_config.WorkerConfig(
         objective=objective,
         study=study,
         storage=target,
         heartbeat=_heartbeat(heartbeat_interval, grace_period, retry_failed),
         log_path=log_file,
-        poll_interval=poll_interval or worker_mod.POLL_INTERVAL_S,
+        poll_interval=poll_interval or worker_config.POLL_INTERVAL_S,
         trial_timeout=trial_timeout,
     )
     if no_supervisor:
-        sys.exit(worker_mod.run(config))
-    from tui_hpo import objective as objective_mod
-    from tui_hpo import supervisor
+        from tui_hpo import worker as worker_mod
 
-    objective_mod.load(objective)  # a bad spec fails here, once, not in a restart loop
+        sys.exit(worker_mod.run(config))
+    from tui_hpo import supervisor
+    from tui_hpo.objective import parse_spec
+
+    parse_spec(objective)  # its form; the trial process loads it (exit 2: no restart loop)
     os.environ["TUI_HPO_STORAGE"] = target.url  # the trial process gets it, not its argv
     child_args = [objective, "--study", study, "--heartbeat-interval", str(heartbeat_interval)]
     for flag, value in (
@@ -622,7 +626,7 @@ def workers(study: str | None, storage: str | None, as_json: bool, show_all: boo
             "workers": [dict(w.to_json(), study=x.name) for x in summaries for w in x.workers],
         }, indent=2))  # fmt: skip
         return
-    console = progress.Console(highlight=False)
+    console = progress.stdout_console()
     for summary in summaries:
         progress.print_workers(console, summary)
 

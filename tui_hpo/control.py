@@ -134,15 +134,19 @@ def _worker_stop(con: sa.Connection, worker_id: int | None) -> bool:
 
 def count_trials(con: sa.Connection, study_id: int) -> int:
     """Trials that took a slot of the budget: all but those still waiting in the queue."""
-    from optuna.storages._rdb import models
-    from optuna.trial import TrialState
+    return trial_slots(con, study_id)[0]
 
-    t = models.TrialModel.__table__
-    return con.execute(
-        sa.select(sa.func.count())
-        .select_from(t)
-        .where(t.c.study_id == study_id, t.c.state != TrialState.WAITING)
-    ).scalar_one()
+
+def trial_slots(con: sa.Connection, study_id: int) -> tuple[int, int]:
+    """(trials that took a slot of the budget, trials waiting in the queue), in one query."""
+    t = tables.optuna_trials
+    waiting = sa.case((t.c.state == "WAITING", 1), else_=0)
+    row = con.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(waiting), 0)).where(
+            t.c.study_id == study_id
+        )
+    ).one()
+    return int(row[0]) - int(row[1]), int(row[1])
 
 
 def prepare_run(
@@ -213,14 +217,41 @@ def _add_setting(con: sa.Connection, study_id: int, kind: str, spec: Spec) -> No
 def study_id_of(engine: sa.Engine, name: str) -> int:
     """The id of the study called ``name``, or one line naming the studies that exist."""
     from tui_hpo.errors import UserError
-    from tui_hpo.reads import study_ids
 
+    st = tables.optuna_studies
     with engine.connect() as con:
-        ids = study_ids(con)
+        ids = dict(con.execute(sa.select(st.c.study_name, st.c.study_id)).all())
     if name not in ids:
         known = ", ".join(sorted(ids)[:10]) or "none"
         raise UserError(f"no study named {name!r} in this storage (studies: {known})")
     return ids[name]
+
+
+def wait_for_launch(engine: sa.Engine, name: str, token: str, timeout: float = 120.0) -> int:
+    """The study's id once the launch named ``token`` has recorded its orders (workers started
+    early by ``launch`` must not read an earlier run's spent budget)."""
+    import time
+
+    from tui_hpo.errors import UserError
+
+    st, s = tables.optuna_studies, tables.studies
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with engine.connect() as con:
+                row = con.execute(
+                    sa.select(st.c.study_id, s.c.launch_json)
+                    .select_from(st)
+                    .outerjoin(s, s.c.study_id == st.c.study_id)
+                    .where(st.c.study_name == name)
+                ).first()
+        except sa.exc.DBAPIError:  # the launch is still creating the file or the tables
+            row = None
+        if row is not None and row[1] and token in row[1]:
+            return int(row[0])
+        if time.monotonic() > deadline:
+            raise UserError(f"study {name!r} was not made ready by its launch within {timeout:g} s")
+        time.sleep(0.1)
 
 
 def _ensure_row(con: sa.Connection, study_id: int) -> None:

@@ -25,6 +25,7 @@ from tui_hpo import budget, control, gpus, reads, registry, remote
 from tui_hpo.errors import FAILURE, UserError
 from tui_hpo.samplers import Spec
 from tui_hpo.storage import Heartbeat, StorageURL, open_storage
+from tui_hpo.worker_config import LAUNCH_TOKEN_ENV
 
 REMOTE_START_S = 30.0
 """How long remote workers get to show up in the storage before the launcher stops waiting."""
@@ -126,6 +127,8 @@ class WorkerRecipe:
     log_dir: Path
     poll_interval: float | None = None
     trial_timeout: float | None = None
+    token: str = ""
+    """Names this launch: workers started before the study is ready wait for it (below)."""
 
     def to_json(self) -> str:
         # the URL stays out: it may hold a password, and whoever scales has it already
@@ -139,6 +142,7 @@ class WorkerRecipe:
                 "retry_failed": self.heartbeat.retry_failed,
                 "log_dir": str(self.log_dir),
                 "trial_timeout": self.trial_timeout,
+                "token": self.token,
             }
         )
 
@@ -154,6 +158,7 @@ class WorkerRecipe:
             heartbeat=Heartbeat(d["heartbeat_interval"], d["grace_period"], d["retry_failed"]),
             log_dir=Path(d["log_dir"]),
             trial_timeout=d.get("trial_timeout"),
+            token=d.get("token", ""),
         )
 
 
@@ -184,6 +189,8 @@ def spawn_worker(recipe: WorkerRecipe, gpu: int | None) -> WorkerProcess:
     env["TUI_HPO_STORAGE"] = recipe.storage_url
     env.update(gpus.worker_env(gpu))
     env["PYTHONUNBUFFERED"] = "1"
+    if recipe.token:
+        env[LAUNCH_TOKEN_ENV] = recipe.token
     hb = recipe.heartbeat
     cmd = [
         sys.executable, "-m", "tui_hpo", "worker", recipe.objective,
@@ -214,20 +221,17 @@ def spawn_worker(recipe: WorkerRecipe, gpu: int | None) -> WorkerProcess:
 class Launcher:
     """Creates (or loads) the study, starts the workers, restarts a supervisor that dies."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, early_start: bool = False) -> None:
+        """``early_start`` starts the local workers before the study is created: they spend
+        their first second or two importing Python, Optuna and the objective anyway, and wait
+        for this launch's token in the storage before they take a trial."""
+        import uuid
+
         import optuna
 
         self.plan = plan
         req = plan.request
-        self.storage = open_storage(req.storage, heartbeat=req.heartbeat)
-        self.engine = self.storage.engine
-        self.study = optuna.create_study(
-            study_name=req.study,
-            storage=self.storage,
-            directions=plan.directions,
-            load_if_exists=True,
-        )
-        self.study_id = self.study._study_id
+        self.workers: list[WorkerProcess] = []
         self.recipe = WorkerRecipe(
             objective=plan.objective,
             study=req.study,
@@ -238,7 +242,19 @@ class Launcher:
             log_dir=plan.log_dir,
             poll_interval=req.poll_interval,
             trial_timeout=req.trial_timeout,
+            token=uuid.uuid4().hex,
         )
+        if early_start:
+            self._start_local()
+        self.storage = open_storage(req.storage, heartbeat=req.heartbeat)
+        self.engine = self.storage.engine
+        self.study = optuna.create_study(
+            study_name=req.study,
+            storage=self.storage,
+            directions=plan.directions,
+            load_if_exists=True,
+        )
+        self.study_id = self.study._study_id
         control.prepare_run(
             self.engine,
             self.study_id,
@@ -249,16 +265,20 @@ class Launcher:
             pruner=req.pruner,
             launch_json=self.recipe.to_json(),
         )
-        self.workers: list[WorkerProcess] = []
         self._remote_since: float | None = None
         self.restarts = 0
         self.max_restarts = 3 * req.workers
         self.crashed: list[str] = []
 
-    def start(self) -> list[str]:
-        """Start the local workers, then the remote ones; what each host said."""
+    def _start_local(self) -> None:
         for gpu in self.plan.gpu_per_worker:
             self.workers.append(spawn_worker(self.recipe, gpu))
+
+    def start(self) -> list[str]:
+        """Start the local workers (unless started early), then the remote ones; what each
+        host said."""
+        if not self.workers:
+            self._start_local()
         said = []
         req = self.plan.request
         hb = req.heartbeat
@@ -344,6 +364,15 @@ class Launcher:
                             exit_code=w.process.returncode)  # fmt: skip
         return failed
 
+    def nap(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking as soon as a local worker ends."""
+        deadline = time.monotonic() + seconds
+        alive = self.alive()
+        while time.monotonic() < deadline:
+            if any(w.process.poll() is not None for w in alive):
+                return
+            time.sleep(0.05)
+
     def summary(self) -> reads.StudySummary:
         with self.engine.connect() as con:
             return reads.summarize(con, self.study_id, self.plan.request.study)
@@ -372,6 +401,8 @@ class Launcher:
             return FAILURE
         if s.trial_budget is not None and s.n_ended < s.trial_budget:
             return FAILURE
+        if s.n_ended and not (s.counts["COMPLETE"] or s.counts["PRUNED"]):
+            return FAILURE  # every trial failed: the objective is broken, not the search
         return 0
 
 

@@ -164,7 +164,13 @@ def choose_directions(
     Whatever is chosen must agree with an existing study: Optuna can't change a study's
     directions, and running against the wrong ones would silently invert the search.
     """
-    chosen = flags or declared_directions(func) or existing or ["minimize"]
+    declared = declared_directions(func)
+    if flags and declared and len(flags) != len(declared):
+        raise UserError(
+            f"--direction gives {len(flags)} objective(s) but the objective declares "
+            f"{len(declared)} ({','.join(declared)})"
+        )
+    chosen = flags or declared or existing or ["minimize"]
     if existing is not None and chosen != existing:
         raise UserError(
             f"directions {','.join(chosen)} disagree with the existing study's {','.join(existing)}"

@@ -48,7 +48,14 @@ def best_text(s: StudySummary) -> str:
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def stdout_console() -> Console:
+    """Full width on a terminal; wide enough for every column in a pipe or a CI log."""
+    import sys
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def run_launch(plan: Plan, *, detach: bool = False) -> int:
@@ -58,7 +65,7 @@ def run_launch(plan: Plan, *, detach: bool = False) -> int:
     from tui_hpo.launcher import Launcher
 
     console = _stderr()
-    launcher = Launcher(plan)
+    launcher = Launcher(plan, early_start=True)
     said = launcher.start()
     req = plan.request
     gpus = sorted({"cpu" if g is None else str(g) for g in plan.gpu_per_worker})
@@ -99,6 +106,8 @@ def run_launch(plan: Plan, *, detach: bool = False) -> int:
     console.print(f"done: {s.n_ended} trial(s) ended: {counts_text(s)}  {best_text(s)}")
     for line in launcher.crashed:
         console.print(f"[red]{line}[/]")
+    if s.n_ended and not (s.counts["COMPLETE"] or s.counts["PRUNED"]):
+        console.print(f"[red]every trial failed: see the reasons in the logs ({plan.log_dir})[/]")
     return launcher.exit_code()
 
 
@@ -128,7 +137,7 @@ def _watch_bar(launcher: object, console: Console) -> None:
                 launcher.check()
                 if not launcher.busy():
                     break
-            time.sleep(POLL_S)
+            launcher.nap(POLL_S)
 
 
 def _watch_plain(launcher: object, console: Console) -> None:
@@ -146,11 +155,11 @@ def _watch_plain(launcher: object, console: Console) -> None:
             last = time.monotonic()
             s = launcher.summary()
             console.print(f"{s.name}: {counts_text(s, markup=False)}  {best_text(s)}")
-        time.sleep(POLL_S)
+        launcher.nap(POLL_S)
 
 
 def print_status(storage: str, summaries: list[StudySummary], *, with_workers: bool) -> None:
-    console = Console(highlight=False)
+    console = stdout_console()
     console.print(f"storage {storage}")
     if not summaries:
         console.print("no studies")

@@ -95,7 +95,7 @@ class Session:
 
     def __init__(self, target: StorageURL) -> None:
         self.target = target
-        self.storage = open_storage(target, must_exist=False)
+        self.storage = open_storage(target, must_exist=False, pre_ping=True)
         self.engine: sa.Engine = self.storage.engine
         self._studies: dict[int, _StudyCache] = {}
         self._lock = threading.Lock()

@@ -217,11 +217,16 @@ def open_storage(
     heartbeat: Heartbeat | None = None,
     must_exist: bool = False,
     stale_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    pre_ping: bool = False,
 ) -> optuna.storages.RDBStorage:
     """Open (creating Optuna's tables if needed) a storage shared by many processes.
 
     Raises UserError for anything the user can fix: bad URL, server down, not an Optuna
     storage, or a schema version this Optuna doesn't know.
+
+    ``pre_ping`` checks each pooled connection before use (one more round trip each time):
+    for the app, which has no retry around its reads. Workers retry instead (``retry``); after
+    a disconnect SQLAlchemy drops the whole pool's older connections by itself.
     """
     import optuna
     import sqlalchemy
@@ -235,7 +240,7 @@ def open_storage(
     if callback is None and hb.retry_failed:
         callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=hb.retry_failed)
     engine_kwargs: dict[str, Any] = {"connect_args": _connect_args(target)}
-    if not target.is_sqlite:
+    if pre_ping and not target.is_sqlite:
         engine_kwargs["pool_pre_ping"] = True
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words only
@@ -258,6 +263,25 @@ def open_storage(
 
     tables.ensure(storage.engine)
     return storage
+
+
+def open_engine(
+    target: StorageURL, *, must_exist: bool = False, ensure_tables: bool = True
+) -> sqlalchemy.Engine:
+    """A plain SQLAlchemy engine on the storage, tuned like ``open_storage``'s, without Optuna:
+    for the supervisor, which only reads and writes tui-hpo's own rows. ``ensure_tables`` off
+    while a launch may still be creating the schema (no race to create the same tables)."""
+    import sqlalchemy
+
+    check_reachable(target, must_exist=must_exist)
+    engine = sqlalchemy.create_engine(target.url, connect_args=_connect_args(target))
+    if target.is_sqlite:
+        sqlalchemy.event.listen(engine, "connect", _on_sqlite_connect)
+    if ensure_tables:
+        from tui_hpo import tables
+
+        tables.ensure(engine)
+    return engine
 
 
 def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:

@@ -28,10 +28,10 @@ from types import FrameType
 import sqlalchemy as sa
 
 from tui_hpo import budget, registry, tables, trials
-from tui_hpo.control import study_id_of
+from tui_hpo.control import study_id_of, wait_for_launch
 from tui_hpo.retry import transient
-from tui_hpo.storage import open_storage
-from tui_hpo.worker import SUPERVISED_ENV, WorkerConfig, setup_logging
+from tui_hpo.storage import open_engine, open_storage
+from tui_hpo.worker_config import LAUNCH_TOKEN_ENV, SUPERVISED_ENV, WorkerConfig, setup_logging
 
 log = logging.getLogger("tui_hpo.supervisor")
 
@@ -49,9 +49,13 @@ class Supervisor:
     def __init__(self, config: WorkerConfig, child_args: list[str]) -> None:
         self.config = config
         self.child_args = child_args
-        self.storage = open_storage(config.storage, heartbeat=config.heartbeat)
-        self.engine = self.storage.engine
-        self.study_id = study_id_of(self.engine, config.study)
+        token = os.environ.get(LAUNCH_TOKEN_ENV)
+        self.engine = open_engine(config.storage, must_exist=not token, ensure_tables=not token)
+        self.study_id = (
+            wait_for_launch(self.engine, config.study, token)
+            if token
+            else study_id_of(self.engine, config.study)
+        )
         self.child: subprocess.Popen[bytes] | None = None
         self.worker_id: int | None = None
         self.stopping: int | None = None
@@ -99,7 +103,12 @@ class Supervisor:
         )
         registry.update(self.engine, self.worker_id, pid=self.child.pid)
         self._running = (None, 0.0)
-        while (code := self.child.poll()) is None:
+        while True:
+            try:
+                code = self.child.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
             try:
                 self._take_fail_orders()
                 self._enforce_trial_timeout()
@@ -107,7 +116,6 @@ class Supervisor:
                 if not transient(exc):
                     raise
                 # the storage is away; the worker rides it out, and so does this loop
-            time.sleep(POLL_S)
         if code != 0:
             self._after_death(code)
         return code
@@ -170,16 +178,21 @@ class Supervisor:
         if self._study is None:
             import optuna
 
-            self._study = optuna.load_study(study_name=self.config.study, storage=self.storage)
+            storage = open_storage(self.config.storage, heartbeat=self.config.heartbeat)
+            self._study = optuna.load_study(study_name=self.config.study, storage=storage)
         return self._study
 
     def _others_running(self) -> bool:
-        from tui_hpo.reads import state_counts
-
+        t = tables.optuna_trials
         with self.engine.connect() as con:
-            return state_counts(con, self.study_id)["RUNNING"] > 0
+            running = con.execute(
+                sa.select(sa.func.count()).where(
+                    t.c.study_id == self.study_id, t.c.state == "RUNNING"
+                )
+            ).scalar_one()
+        return running > 0
 
 
 def run(config: WorkerConfig, child_args: list[str]) -> int:
-    setup_logging(config.log_path)
+    setup_logging(config.log_path, quiet_optuna=False)
     return Supervisor(config, child_args).run()

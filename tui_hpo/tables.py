@@ -94,6 +94,13 @@ sampler fails on a PRUNED trial that has intermediate values in a multi-objectiv
 tui-hpo keeps these curves here instead of in Optuna's own table."""
 
 
+# Optuna's own tables, named without importing Optuna (the supervisor stays light): only the
+# columns tui-hpo's budget and lookups need. State compares by name ('WAITING'), which both
+# SQLite (text) and PostgreSQL (an enum type) accept.
+optuna_studies = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
+optuna_trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
+
+
 def ensure(engine: sa.Engine) -> None:
     """Create tui-hpo's tables when missing; never touches existing ones.
 

@@ -39,9 +39,15 @@ def provenance(worker_id: int, gpu: str | None, sampler: Spec, pruner: Spec) -> 
 
 
 def record_start(
-    engine: sa.Engine, trial_id: int, values: dict[str, Any], *, heartbeat: bool
+    engine: sa.Engine,
+    trial_id: int,
+    values: dict[str, Any],
+    *,
+    heartbeat: bool,
+    worker: tuple[int, int] | None = None,
 ) -> None:
-    """Provenance attrs (and the first heartbeat), in one transaction.
+    """Provenance attrs (and the first heartbeat, and the worker row's "running trial N"),
+    in one transaction.
 
     Written straight into Optuna's tables, the same rows ``set_trial_user_attr`` writes, because
     seven separate writes per trial would cost more than a fast trial itself.
@@ -49,7 +55,15 @@ def record_start(
     from optuna.storages._rdb import models
 
     ua = models.TrialUserAttributeModel.__table__
+    sys_attrs = models.TrialSystemAttributeModel.__table__
     with engine.begin() as con:
+        # a trial queued again by --retry-failed carries the lost run's attrs: start clean
+        con.execute(ua.delete().where(ua.c.trial_id == trial_id, ua.c.key.startswith(attrs.PREFIX)))
+        con.execute(
+            sys_attrs.delete().where(
+                sys_attrs.c.trial_id == trial_id, sys_attrs.c.key == attrs.OPTUNA_FAIL_REASON
+            )
+        )
         con.execute(
             ua.insert(),
             [
@@ -60,6 +74,21 @@ def record_start(
         if heartbeat:
             hb = models.TrialHeartbeatModel.__table__
             con.execute(hb.insert().values(trial_id=trial_id, heartbeat=sa.func.now()))
+        if worker is not None:
+            worker_id, done = worker
+            w = tables.workers
+            con.execute(
+                w.update()
+                .where(w.c.worker_id == worker_id)
+                .values(
+                    state="running",
+                    trial_number=sa.select(models.TrialModel.__table__.c.number)
+                    .where(models.TrialModel.__table__.c.trial_id == trial_id)
+                    .scalar_subquery(),
+                    trials_done=done,
+                    heartbeat_at=sa.func.now(),
+                )
+            )
 
 
 def running_trials_of_worker(engine: sa.Engine, study_id: int, worker_id: int) -> list[int]:

@@ -14,31 +14,25 @@ import math
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import optuna
 import sqlalchemy as sa
+from optuna.study._tell import _tell_with_warning
 
 from tui_hpo import attrs, budget, control, registry, tables, trials
 from tui_hpo.retry import make_resilient, retrying
 from tui_hpo.samplers import make_pruner, make_sampler
-from tui_hpo.storage import Heartbeat, StorageURL, load_study, open_storage
+from tui_hpo.storage import load_study, open_storage
+from tui_hpo.worker_config import LAUNCH_TOKEN_ENV, SUPERVISED_ENV, WorkerConfig, setup_logging
 
 log = logging.getLogger("tui_hpo.worker")
-
-POLL_INTERVAL_S = 0.5
-"""How often a paused or idle worker looks at its orders again (``--poll-interval``)."""
-
-SUPERVISED_ENV = "TUI_HPO_WORKER_ID"
-"""Set by the supervisor for the process it starts: the worker row it created for it."""
 
 
 class StopWorker(BaseException):
@@ -48,18 +42,6 @@ class StopWorker(BaseException):
     """
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    objective: str
-    study: str
-    storage: StorageURL
-    heartbeat: Heartbeat
-    log_path: str | None = None
-    poll_interval: float = POLL_INTERVAL_S
-    trial_timeout: float | None = None
-    """Seconds a trial may run before its supervisor kills the process and fails the trial."""
-
-
 class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         from tui_hpo import objective as objective_mod
@@ -67,12 +49,20 @@ class Worker:
         self.config = config
         _, self.func = objective_mod.load(config.objective)
         self.storage = open_storage(
-            config.storage, heartbeat=config.heartbeat, stale_callback=self._on_stale_trial
+            config.storage,
+            heartbeat=config.heartbeat,
+            stale_callback=self._on_stale_trial,
+            must_exist=not os.environ.get(LAUNCH_TOKEN_ENV),
         )
         self.engine = self.storage.engine
         make_resilient(self.storage)
+        token = os.environ.get(LAUNCH_TOKEN_ENV)
+        if token:
+            control.wait_for_launch(self.engine, config.study, token)
         self.study = load_study(self.storage, config.study)
         self.study_id = self.study._study_id
+        # Optuna's own loop sets this; GridSampler (and objectives) call study.stop() under it
+        self.study._thread_local.in_optimize_loop = True
         self.n_objectives = len(self.study.directions)
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
         self.gpu = "none" if gpu == "" else gpu
@@ -85,6 +75,7 @@ class Worker:
                 self.engine, self.study_id, gpu=self.gpu, log_path=config.log_path
             )
         self.beater = registry.Beater(self.engine, self.worker_id)
+        self.heartbeat = _TrialHeartbeat(self.study._storage, config.heartbeat.interval)
         self._sampler_id = -1
         self._pruner_id = -1
         self._sampler = control.DEFAULT_SAMPLER
@@ -113,6 +104,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.beater.start()
+        self.heartbeat.start()
         log.info(
             "worker %d on %s pid %d gpu %s joined study %r",
             self.worker_id,
@@ -132,6 +124,7 @@ class Worker:
             raise
         finally:
             self.beater.stop()
+            self.heartbeat.stop()
             retrying(
                 lambda: registry.update(
                     self.engine,
@@ -163,19 +156,23 @@ class Worker:
                 log.info("%s; leaving", reason)
                 return 0
             if orders.paused:
-                self._set_state("paused")
+                self._set_state("paused", trial_number=None, trials_done=self.trials_done)
                 time.sleep(self.config.poll_interval)
                 continue
             if trial_id is None:
-                if retrying(self._others_running, "checking running trials"):
-                    self._set_state("idle")
-                    # a lost trial may come back through --retry-failed
+                # with --retry-failed a lost trial may come back: wait while others run
+                retry = self.config.heartbeat.retry_failed
+                if retry and retrying(self._others_running, "checking running trials"):
+                    self._set_state("idle", trial_number=None, trials_done=self.trials_done)
                     time.sleep(self.config.poll_interval)
                     continue
                 log.info("trial budget spent")
                 return 0
             self._apply(orders)
             self._run_trial(trial_id)
+            if self.study._stop_flag:  # study.stop(): the grid is used up, or the objective said so
+                log.info("study.stop() was called; leaving")
+                return 0
 
     def _apply(self, orders: control.Orders) -> None:
         """Rebuild the sampler or pruner when a newer one is in force than the one in hand."""
@@ -221,7 +218,7 @@ class Worker:
         return running > 0
 
     def _set_state(self, state: str, **values: object) -> None:
-        if state == self._state and not values:
+        if state == self._state:
             return
         self._state = state
         retrying(
@@ -232,11 +229,15 @@ class Worker:
     def _run_trial(self, trial_id: int) -> None:
         from optuna.trial import TrialState
 
-        self._record_start(trial_id)
+        try:
+            self._record_start(trial_id)
+        except Exception as exc:
+            reason = f"could not start: {type(exc).__name__}: {exc}"
+            retrying(lambda: trials.fail_trial(self.study, self.engine, trial_id, reason),
+                     "failing a trial that could not start")  # fmt: skip
+            raise
         trial = SteeredTrial(self.study, trial_id, self.engine)
-        self._set_state("running", trial_number=trial.number)
-        heartbeat = _TrialHeartbeat(self.study._storage, trial_id, self.config.heartbeat.interval)
-        heartbeat.start()
+        self.heartbeat.running = trial_id
         state, values, reason = TrialState.COMPLETE, None, None
         started = time.monotonic()
         try:
@@ -258,7 +259,7 @@ class Worker:
             state, reason = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
             log.error("trial %d raised:\n%s", trial.number, traceback.format_exc().rstrip())
         finally:
-            heartbeat.stop()
+            self.heartbeat.running = None
         self._finish(trial, state, values, reason, started)
 
     def _finish(
@@ -277,7 +278,14 @@ class Worker:
                     trial._trial_id, attrs.OPTUNA_FAIL_REASON, reason
                 )
                 trial.set_user_attr(attrs.FAIL_REASON, reason)
-            self.study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+            # what Study.optimize calls: Study.tell would read the trial back, 7 round trips
+            _tell_with_warning(
+                study=self.study,
+                trial=trial,
+                value_or_values=values if state == TrialState.COMPLETE else None,
+                state=state,
+                suppress_warning=True,
+            )
         except optuna.exceptions.UpdateFinishedTrialError:
             # ended from outside meanwhile (fail-trial, the stale sweep): that outcome stands
             log.warning("trial %d was ended from outside before it could be told", trial.number)
@@ -289,14 +297,19 @@ class Worker:
             log.info("trial %d pruned in %.2fs: %s", trial.number, took, trial.params)
         else:
             log.warning("trial %d failed in %.2fs: %s", trial.number, took, reason)
-        self._set_state("idle", trial_number=None, trials_done=self.trials_done)
+        # the worker row says "running" until the next trial starts or the loop waits: one write
+        # fewer per trial, and the row catches up within a trial
 
     def _record_start(self, trial_id: int) -> None:
         values = trials.provenance(self.worker_id, self.gpu, self._sampler, self._pruner)
         retrying(
-            lambda: trials.record_start(self.engine, trial_id, values, heartbeat=True),
+            lambda: trials.record_start(
+                self.engine, trial_id, values, heartbeat=True,
+                worker=(self.worker_id, self.trials_done),
+            ),
             "recording the trial's start",
-        )
+        )  # fmt: skip
+        self._state = "running"
 
 
 class SteeredTrial(optuna.Trial):
@@ -369,12 +382,15 @@ def _check_values(result: Any, n_objectives: int) -> tuple[list[float] | None, s
 
 
 class _TrialHeartbeat:
-    """Beats for the running trial so Optuna's stale sweep spares it while this process lives."""
+    """Beats for the running trial so Optuna's stale sweep spares it while this process lives.
 
-    def __init__(self, storage: Any, trial_id: int, interval: int) -> None:
+    One thread for the worker's life; ``running`` says which trial to beat for (None between
+    trials). The trial's first beat is written with its provenance when it starts."""
+
+    def __init__(self, storage: Any, interval: int) -> None:
         self._storage = storage
-        self._trial_id = trial_id
         self._interval = interval
+        self.running: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tui-hpo-trial-beat", daemon=True)
 
@@ -387,26 +403,13 @@ class _TrialHeartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            try:
-                self._storage.record_heartbeat(self._trial_id)
-            except sa.exc.SQLAlchemyError:
+            trial_id = self.running
+            if trial_id is None:
                 continue
-
-
-def setup_logging(log_path: str | None) -> None:
-    """Log lines to stderr (the launcher points it at the worker's log file)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [worker pid %(process)d] %(message)s")
-    )
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    import optuna
-
-    optuna.logging.disable_default_handler()
-    optuna.logging.enable_propagation()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+            try:
+                self._storage.record_heartbeat(trial_id)
+            except Exception:
+                continue  # the storage is away; the next beat tries again
 
 
 def run(config: WorkerConfig) -> int:
