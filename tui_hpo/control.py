@@ -140,7 +140,7 @@ def count_trials(con: sa.Connection, study_id: int) -> int:
 def trial_slots(con: sa.Connection, study_id: int) -> tuple[int, int]:
     """(trials that took a slot of the budget, trials waiting in the queue), in one query."""
     t = tables.optuna_trials
-    waiting = sa.case((t.c.state == "WAITING", 1), else_=0)
+    waiting = sa.case((sa.cast(t.c.state, sa.String) == "WAITING", 1), else_=0)
     row = con.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(waiting), 0)).where(
             t.c.study_id == study_id

@@ -238,7 +238,9 @@ def open_storage(
     hb = heartbeat or Heartbeat()
     callback = stale_callback
     if callback is None and hb.retry_failed:
-        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=hb.retry_failed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=hb.retry_failed)
     engine_kwargs: dict[str, Any] = {"connect_args": _connect_args(target)}
     if pre_ping and not target.is_sqlite:
         engine_kwargs["pool_pre_ping"] = True

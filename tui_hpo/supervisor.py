@@ -187,7 +187,7 @@ class Supervisor:
         with self.engine.connect() as con:
             running = con.execute(
                 sa.select(sa.func.count()).where(
-                    t.c.study_id == self.study_id, t.c.state == "RUNNING"
+                    t.c.study_id == self.study_id, sa.cast(t.c.state, sa.String) == "RUNNING"
                 )
             ).scalar_one()
         return running > 0

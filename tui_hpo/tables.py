@@ -95,8 +95,8 @@ tui-hpo keeps these curves here instead of in Optuna's own table."""
 
 
 # Optuna's own tables, named without importing Optuna (the supervisor stays light): only the
-# columns tui-hpo's budget and lookups need. State compares by name ('WAITING'), which both
-# SQLite (text) and PostgreSQL (an enum type) accept.
+# columns tui-hpo's budget and lookups need. State is compared by name after a cast to text:
+# SQLite stores the name, PostgreSQL an enum that a text parameter can't be compared with.
 optuna_studies = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
 optuna_trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
 

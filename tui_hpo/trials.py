@@ -149,7 +149,11 @@ def requeue(
 
     if len(trial.system_attrs.get("retry_history", [])) >= max_retry:
         return False
-    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, trial)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, trial)
     budget.add_to_budget(engine, study._study_id, 1)
     return True
 
