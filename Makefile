@@ -14,10 +14,13 @@ $(STAMP): pyproject.toml constraints/dev.txt
 	$(PY) -m pip install -q -c constraints/dev.txt -e '.[test]'
 	touch $(STAMP)
 
-## A demo search on the embedded SQLite default: the digits objective, 2 workers.
+## A demo search on the embedded SQLite default (./tui-hpo.db): the digits objective (torch),
+## 2 workers started in the background, then the app on it. Quitting the app (q) leaves the
+## workers running; `tui-hpo stop digits-demo` (or K in the app) stops them.
 demo: $(STAMP)
 	$(VENV)/bin/tui-hpo launch objectives.digits:objective --study digits-demo \
-		--n-trials 24 --workers 2 --pruner median
+		--n-trials 60 --workers 2 --pruner median --detach
+	$(VENV)/bin/tui-hpo ui --study digits-demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tui_hpo objectives tests benchmarks
