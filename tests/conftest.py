@@ -97,7 +97,11 @@ def kill_worker(pid: int | None) -> None:
             cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return
-    if "tui_hpo" not in cmdline and "tui-hpo" not in cmdline:
+    # " -m tui_hpo " or the tui-hpo script, and never a PostgreSQL backend, whose command line
+    # names the test database ("postgres: postgres tui_hpo_test_...") and leads its own group
+    if cmdline.startswith("postgres") or not (
+        " -m tui_hpo " in f" {cmdline} " or "bin/tui-hpo " in f"{cmdline} "
+    ):
         return
     try:
         group = os.getpgid(pid)

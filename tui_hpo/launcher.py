@@ -143,6 +143,7 @@ class WorkerRecipe:
                 "log_dir": str(self.log_dir),
                 "trial_timeout": self.trial_timeout,
                 "token": self.token,
+                "poll_interval": self.poll_interval,
             }
         )
 
@@ -159,6 +160,7 @@ class WorkerRecipe:
             log_dir=Path(d["log_dir"]),
             trial_timeout=d.get("trial_timeout"),
             token=d.get("token", ""),
+            poll_interval=d.get("poll_interval"),
         )
 
 

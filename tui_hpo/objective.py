@@ -165,14 +165,14 @@ def choose_directions(
     directions, and running against the wrong ones would silently invert the search.
     """
     declared = declared_directions(func)
-    if flags and declared and len(flags) != len(declared):
-        raise UserError(
-            f"--direction gives {len(flags)} objective(s) but the objective declares "
-            f"{len(declared)} ({','.join(declared)})"
-        )
     chosen = flags or declared or existing or ["minimize"]
     if existing is not None and chosen != existing:
         raise UserError(
             f"directions {','.join(chosen)} disagree with the existing study's {','.join(existing)}"
+        )
+    if flags and declared and len(flags) != len(declared):
+        raise UserError(
+            f"directions {','.join(flags)} (from --direction) disagree with the "
+            f"{len(declared)} the objective declares ({','.join(declared)})"
         )
     return chosen

@@ -1,10 +1,14 @@
 """Acting on this machine's worker processes: freeze, thaw, and scaling their number.
 
-Freezing stops a worker's process group with SIGSTOP: the process keeps its memory, GPU memory
+Freezing stops a worker's trial process with SIGSTOP: it keeps its memory, GPU memory
 included, and its trial resumes exactly where it was on SIGCONT. A stopped process sends no
-heartbeats, so before anything else could call its trial stale the trial's heartbeat is moved
-far into the future; ``thaw`` brings it back to now. This works whoever sweeps stale trials
-(tui-hpo workers on other machines, or plain Optuna processes with heartbeats on).
+heartbeats, so its supervisor, which keeps running, beats for the frozen trial meanwhile: the
+trial is not swept as stale while frozen, and if the machine dies it is swept as usual. A
+worker without a supervisor (a plain script under ``tui_hpo.attach``) has its trial's heartbeat
+moved far into the future instead, until ``thaw``.
+
+The row is marked before the SIGSTOP and the SIGCONT comes before the row is written back: a
+process stopped inside a write transaction would hold SQLite's write lock.
 """
 
 from __future__ import annotations
@@ -38,20 +42,6 @@ def live_workers(engine: sa.Engine, study_id: int) -> list[registry.WorkerRow]:
         ]
 
 
-def _signal_group(worker: registry.WorkerRow, sig: int) -> bool:
-    """Signal the worker's process group (supervisor and trial process), or just the process
-    when it shares our own group (a worker started from this very shell)."""
-    try:
-        group = os.getpgid(worker.pid)
-        if group == os.getpgrp():
-            os.kill(worker.pid, sig)
-        else:
-            os.killpg(group, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _set_trial_heartbeats(engine: sa.Engine, trial_ids: list[int], when: object) -> None:
     from optuna.storages._rdb import models
 
@@ -68,16 +58,23 @@ def freeze(engine: sa.Engine, study_id: int) -> Outcome:
         if not w.is_local:
             elsewhere.append(w)
             continue
-        if w.state == "frozen" or not _signal_group(w, signal.SIGSTOP):
+        if w.state == "frozen" or not trials.is_worker_process(w):
             continue
         running = trials.running_trials_of_worker(engine, study_id, w.worker_id)
-        _set_trial_heartbeats(engine, running, FROZEN_HEARTBEAT)
+        if w.supervisor_pid is None:
+            _set_trial_heartbeats(engine, running, FROZEN_HEARTBEAT)
         registry.update(engine, w.worker_id, state="frozen")
+        _signal(w.pid, signal.SIGSTOP)
+        _wait_stopped(w.pid)
         done.append(w)
     return Outcome(done, elsewhere)
 
 
 def thaw(engine: sa.Engine, study_id: int) -> Outcome:
+    from tui_hpo import control
+
+    with engine.connect() as con:
+        paused = control.read_orders(con, study_id).paused
     done, elsewhere = [], []
     for w in live_workers(engine, study_id):
         if w.state != "frozen":
@@ -85,12 +82,37 @@ def thaw(engine: sa.Engine, study_id: int) -> Outcome:
         if not w.is_local:
             elsewhere.append(w)
             continue
+        if trials.is_worker_process(w):
+            _signal(w.pid, signal.SIGCONT)
         running = trials.running_trials_of_worker(engine, study_id, w.worker_id)
         _set_trial_heartbeats(engine, running, sa.func.now())
-        registry.update(engine, w.worker_id, state="running" if running else "idle")
-        _signal_group(w, signal.SIGCONT)
+        state = "running" if running else ("paused" if paused else "idle")
+        registry.update(engine, w.worker_id, state=state)
         done.append(w)
     return Outcome(done, elsewhere)
+
+
+def _wait_stopped(pid: int, timeout: float = 2.0) -> None:
+    """Return once the kernel shows the process stopped: a signal is delivered when the process
+    next runs, and ``freeze`` promises stopped processes when it returns."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                if handle.read().rsplit(")", 1)[-1].split()[0] in ("T", "t", "Z", "X"):
+                    return
+        except OSError:
+            return
+        time.sleep(0.005)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,13 @@ def update(engine: sa.Engine, worker_id: int, **values: object) -> None:
         )
 
 
+def delete(engine: sa.Engine, worker_id: int) -> None:
+    """Forget a worker that never ran (its process refused its input)."""
+    w = tables.workers
+    with engine.begin() as con:
+        con.execute(w.delete().where(w.c.worker_id == worker_id))
+
+
 def list_workers(
     con: sa.Connection, study_id: int | None = None, *, include_exited: bool = True
 ) -> list[WorkerRow]:

@@ -61,6 +61,7 @@ class Supervisor:
         self.stopping: int | None = None
         self._study = None
         self._running: tuple[int | None, float] = (None, 0.0)
+        self._last_beat = 0.0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = signum
@@ -112,11 +113,14 @@ class Supervisor:
             try:
                 self._take_fail_orders()
                 self._enforce_trial_timeout()
+                self._beat_while_frozen()
             except Exception as exc:
                 if not transient(exc):
                     raise
                 # the storage is away; the worker rides it out, and so does this loop
-        if code != 0:
+        if code == USAGE_EXIT:  # the child said why (bad input): no trial ran, leave no trace
+            registry.delete(self.engine, self.worker_id)
+        elif code != 0:
             self._after_death(code)
         return code
 
@@ -133,6 +137,29 @@ class Supervisor:
             outcome = f"worker pid {self.child.pid} killed, replacement started"
             trials.mark_order_done(self.engine, request_id, outcome if done else "already ended")
             log.warning("trial %d failed on request; worker pid %d killed", number, self.child.pid)
+
+    def _beat_while_frozen(self) -> None:
+        """A frozen (SIGSTOPped) trial process can't beat for its trial; this process can, so
+        the trial isn't swept as stale while frozen, and is once nobody beats any more."""
+        assert self.worker_id is not None
+        now = time.monotonic()
+        if now - self._last_beat < self.config.heartbeat.interval:
+            return
+        w = tables.workers
+        with self.engine.connect() as con:
+            state = con.execute(
+                sa.select(w.c.state).where(w.c.worker_id == self.worker_id)
+            ).scalar()
+        if state != "frozen":
+            return
+        self._last_beat = now
+        running = trials.running_trials_of_worker(self.engine, self.study_id, self.worker_id)
+        if running:
+            hb = tables.optuna_trial_heartbeats
+            with self.engine.begin() as con:
+                con.execute(
+                    hb.update().where(hb.c.trial_id.in_(running)).values(heartbeat=sa.func.now())
+                )
 
     def _enforce_trial_timeout(self) -> None:
         """End a trial that has run longer than ``--trial-timeout``: kill, FAIL, replace."""

@@ -8,6 +8,7 @@ its trial at the same moment wins cleanly.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -292,11 +293,36 @@ def order_state(engine: sa.Engine, request_id: int) -> tuple[bool, str | None]:
     return handled is not None, outcome
 
 
-def kill_local(pid: int) -> bool:
-    """SIGKILL a process on this machine; a SIGKILL because the point is a worker that no
-    longer answers (hung in a C call or a sleep), and nothing gentler reaches it."""
+def is_worker_process(worker: registry.WorkerRow) -> bool:
+    """Whether the worker's pid on this machine is still that worker's process, not a later
+    process that got the same pid: a supervised one carries its worker id in its environment,
+    any other must have started before its row was written."""
+    from tui_hpo.worker_config import SUPERVISED_ENV
+
     try:
-        os.kill(pid, signal.SIGKILL)
+        with open(f"/proc/{worker.pid}/environ", "rb") as handle:
+            environ = handle.read().split(b"\0")
+    except OSError:
+        return False
+    if worker.supervisor_pid is not None:
+        return f"{SUPERVISED_ENV}={worker.worker_id}".encode() in environ
+    try:
+        import psutil
+
+        started = psutil.Process(worker.pid).create_time()
+    except Exception:
+        return False
+    registered = worker.started_at.replace(tzinfo=dt.timezone.utc).timestamp()
+    return started <= registered + 5
+
+
+def kill_local(worker: registry.WorkerRow) -> bool:
+    """SIGKILL a worker's process on this machine, if it is still that process; a SIGKILL
+    because the point is a worker that no longer answers (hung in a C call or a sleep)."""
+    if not is_worker_process(worker):
+        return False
+    try:
+        os.kill(worker.pid, signal.SIGKILL)
     except ProcessLookupError:
         return False
     return True
@@ -320,8 +346,12 @@ def order_fail(
     host = trial.worker.host if trial.worker else trial.host
     pid = trial.worker.pid if trial.worker else trial.pid
     if host == here or host is None:
-        killed = pid is not None and pid != os.getpid() and kill_local(pid)
+        # FAIL first: the supervisor that sees its worker die then finds the trial ended
         fail_trial(study, engine, trial.trial_id, reason)
+        killed = (
+            trial.worker is not None and trial.worker.pid != os.getpid()
+            and kill_local(trial.worker)
+        )  # fmt: skip
         _add_order(engine, study._study_id, trial, "fail", handled_at=sa.func.now(),
                    outcome="killed locally" if killed else "marked FAIL")  # fmt: skip
         if killed:
