@@ -224,7 +224,9 @@ class _Concat:
         if self.dialect == "mysql":
             con.exec_driver_sql("SET SESSION group_concat_max_len = 1073741824")
 
-    def __call__(self, column: Any, *, text: bool = False) -> Any:
+    def __call__(self, column: Any, *, text: bool = False, real: bool = False) -> Any:
+        if real and self.dialect == "sqlite":  # its text form of a REAL keeps 15 digits only
+            column = sa.func.printf("%!.17g", column)  # '!': up to 26 digits, exact
         expr = sa.type_coerce(column, sa.String) if not text else column
         if self.dialect == "postgresql":
             return sa.func.string_agg(sa.func.coalesce(sa.cast(column, sa.Text), ""), ",")
@@ -354,7 +356,7 @@ class StudyReader:
         kind = sa.case((v.c.value_type == "INF_POS", 1), (v.c.value_type == "INF_NEG", 2), else_=0)
         for objective, ids, vals, kinds in con.execute(
             scope(sa.select(v.c.objective, join(v.c.trial_id),
-                            join(sa.func.coalesce(v.c.value, 0.0)), join(kind)), v)
+                            join(sa.func.coalesce(v.c.value, 0.0), real=True), join(kind)), v)
             .group_by(v.c.objective)
         ):  # fmt: skip
             if objective >= c.k:
@@ -367,9 +369,9 @@ class StudyReader:
             ok = at >= 0
             dirty |= _assign(c.values[:, objective], at[ok], value[ok])
         groups = con.execute(
-            scope(sa.select(p.c.param_name, join(p.c.trial_id), join(p.c.param_value)), p).group_by(
-                p.c.param_name
-            )
+            scope(
+                sa.select(p.c.param_name, join(p.c.trial_id), join(p.c.param_value, real=True)), p
+            ).group_by(p.c.param_name)
         ).all()
         self._load_distributions(con, [g[0] for g in groups if g[0] not in c.distributions])
         for name, ids, vals in groups:

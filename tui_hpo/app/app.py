@@ -40,7 +40,7 @@ def _help_text(app: App[Any]) -> str:
                 continue
             seen.add(binding.key)
             what = binding.tooltip or binding.description or binding.action
-            lines.append(f"| `{binding.key}` | {what} |")
+            lines.append(f"| `{app.get_key_display(binding)}` | {what} |")
     lines += ["", "## Filter expressions", "", "```", filters.HELP.strip(), "```"]
     return "\n".join(lines)
 
@@ -158,7 +158,7 @@ class TuiHpoApp(App[None]):
         for binding in [*getattr(type(screen), "BINDINGS", []), *self.BINDINGS]:
             if not isinstance(binding, Binding):
                 continue
-            title = f"{binding.description or binding.action} ({binding.key})"
+            title = f"{binding.description or binding.action} ({self.get_key_display(binding)})"
             action = binding.action
             target = screen if hasattr(screen, f"action_{action.split('(')[0]}") else self
             yield SystemCommand(

@@ -25,7 +25,7 @@ def best_cell(row: StudyRow) -> str:
 
 class StudiesScreen(Screen[None]):
     BINDINGS = [
-        Binding("enter", "open", "Open", tooltip="Open the highlighted study"),
+        Binding("enter", "open", "Open", tooltip="Open the highlighted study", priority=True),
         Binding("n", "new_study", "New study", tooltip="Create a study and launch its workers"),
         Binding("r", "refresh", "Refresh", show=False),
     ]

@@ -114,6 +114,8 @@ class StudyScreen(Screen[None]):
         self._hv: tuple[np.ndarray, np.ndarray] | None = None
         self._wide = False
         self._settle: Timer | None = None
+        self._pending_jump: int | None = None
+        self._good_filter = ""
         self._plotted_at = 0.0
 
     # layout ---------------------------------------------------------------------------------
@@ -283,6 +285,12 @@ class StudyScreen(Screen[None]):
                 rows = np.flatnonzero(filters.parse(self.filter_text).mask(frame))
             except Exception as exc:  # FilterError and anything unexpected: one line
                 error = getattr(exc, "message", str(exc))
+                self.filter_text = self._good_filter  # keep showing what the last good one did
+                rows = table.view if table.frame is frame else np.arange(len(frame))
+        else:
+            self._good_filter = ""
+        if error is None:
+            self._good_filter = self.filter_text
         view = ordered(frame, rows, table.sort_key, table.descending)
         self.post_message(ViewReady(frame.generation, view, error))
 
@@ -295,6 +303,10 @@ class StudyScreen(Screen[None]):
         front = self.snapshot.pareto
         table.highlight = (lambda i: bool(front[i])) if front is not None else None
         table.show(self.snapshot.frame, message.view)
+        if self._pending_jump is not None:
+            number, self._pending_jump = self._pending_jump, None
+            if not table.go_to_number(number):
+                self.notify(f"no trial {number}", severity="warning")
         shown = len(message.view)
         total = len(self.snapshot.frame)
         title = PANE_TITLES["trials"] + f" ({shown}/{total})" if self.filter_text else ""
@@ -322,8 +334,9 @@ class StudyScreen(Screen[None]):
         def done(text: object) -> None:
             if text is None:
                 return
+            known = self.snapshot.frame.params if self.snapshot is not None else None
             try:
-                filters.parse(str(text))
+                filters.parse(str(text), fields=known)
             except Exception as exc:
                 self.notify(getattr(exc, "message", str(exc)), severity="error")
                 return
@@ -351,8 +364,8 @@ class StudyScreen(Screen[None]):
             if not table.go_to_number(number):
                 if self.filter_text:
                     self.filter_text = ""
+                    self._pending_jump = number  # taken once the unfiltered view arrives
                     self.recompute_view()
-                    self.call_after_refresh(lambda: table.go_to_number(number))
                 else:
                     self.notify(f"no trial {number}", severity="warning")
 

@@ -1,0 +1,164 @@
+"""The layering the package promises (tui_hpo/__init__.py, tui_hpo/session.py, tui_hpo/cli.py):
+
+- the core (every module outside ``tui_hpo/app/``) imports no Textual: checked by importing each
+  module in a fresh interpreter and looking at ``sys.modules``, and statically in its source;
+- the app runs no SQL of its own: no module of ``tui_hpo/app/`` imports a database driver,
+  SQLAlchemy or Optuna's storages, or calls ``.execute(`` (everything goes through ``Session``);
+- ``tui-hpo --help`` imports neither torch nor Textual (nor Optuna): heavy imports happen inside
+  the subcommands.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "tui_hpo"
+APP = PACKAGE / "app"
+
+CORE_FILES = sorted(p for p in PACKAGE.rglob("*.py") if APP not in p.parents)
+APP_FILES = sorted(APP.rglob("*.py"))
+# ``python -m tui_hpo``'s entry runs the CLI when imported: checked statically only.
+RUNS_ON_IMPORT = {"tui_hpo.__main__"}
+
+UI_PACKAGES = ("textual", "textual_plotext")
+SQL_PACKAGES = ("sqlalchemy", "sqlite3", "psycopg", "psycopg2", "pymysql", "MySQLdb")
+SQL_CALLS = ("execute", "executemany", "exec_driver_sql", "executescript")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module an ``import`` or ``from ... import`` anywhere in the file names (inside
+    functions too), with its line; ``from a import b`` counts as both ``a`` and ``a.b``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _under(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def test_the_file_lists_are_what_they_should_be() -> None:
+    names = {module_name(p) for p in CORE_FILES}
+    assert {"tui_hpo", "tui_hpo.session", "tui_hpo.cli", "tui_hpo.trialdata"} <= names
+    assert not any(n.startswith("tui_hpo.app") for n in names)
+    assert {module_name(p) for p in APP_FILES} >= {"tui_hpo.app.app", "tui_hpo.app.study_screen"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [module_name(p) for p in CORE_FILES if module_name(p) not in RUNS_ON_IMPORT],
+)
+def test_core_module_imports_no_textual(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'textual_plotext'}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", f"{module} pulls in {proc.stdout.strip()}"
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=module_name)
+def test_core_source_has_no_textual_import(path: Path) -> None:
+    bad = [(line, name) for line, name in imported_modules(path) if _under(name, UI_PACKAGES)]
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", APP_FILES, ids=module_name)
+def test_app_module_runs_no_sql_of_its_own(path: Path) -> None:
+    rel = path.relative_to(ROOT)
+    imports = imported_modules(path)
+    drivers = [(line, n) for line, n in imports if _under(n, SQL_PACKAGES)]
+    assert not drivers, f"{rel} imports {drivers}"
+    storages = [(line, n) for line, n in imports if _under(n, ("optuna.storages",))]
+    assert not storages, f"{rel} imports {storages}"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    calls = [
+        (node.lineno, node.func.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in SQL_CALLS
+    ]
+    assert not calls, f"{rel} calls {calls}"
+    text = path.read_text()
+    assert ".execute(" not in text, f"{rel} has '.execute(' in its source"
+
+
+def test_the_static_checks_catch_what_they_look_for(tmp_path: Path) -> None:
+    """The checks above would see a forbidden import or call (one inside a function too)."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from __future__ import annotations\n"
+        "def f(con):\n"
+        "    import sqlalchemy as sa\n"
+        "    from textual.widgets import Static\n"
+        "    from optuna import storages\n"
+        "    return con.execute(sa.text('SELECT 1'))\n"
+    )
+    names = [n for _, n in imported_modules(sample)]
+    assert any(_under(n, SQL_PACKAGES) for n in names)
+    assert any(_under(n, UI_PACKAGES) for n in names)
+    assert any(_under(n, ("optuna.storages",)) for n in names)
+
+
+def test_help_imports_neither_torch_nor_textual() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tui_hpo", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Usage: tui-hpo" in proc.stdout
+    # -X importtime: "import time: self [us] | cumulative | imported package" per module
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "tui_hpo.cli" in imported  # the check sees the CLI's own imports
+    heavy = sorted(
+        name for name in imported if _under(name, ("torch", "textual", "textual_plotext", "optuna"))
+    )
+    assert not heavy, f"tui-hpo --help imports {heavy}"
+
+
+def test_help_in_process_leaves_torch_and_textual_unimported() -> None:
+    code = (
+        "import sys\n"
+        "from tui_hpo.cli import cli\n"
+        "try:\n"
+        "    cli(['--help'], prog_name='tui-hpo')\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "print('LOADED', sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'torch', 'textual', 'textual_plotext', 'optuna'}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout, proc.stdout[-500:]
