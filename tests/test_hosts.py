@@ -97,7 +97,10 @@ def test_launch_on_hosts_through_ssh(sshd: Path, postgres_url: str, tmp_path: Pa
                           "--log-file" in _cmdline(w["supervisor_pid"]) and
                           "tui-hpo-logs" in _cmdline(w["supervisor_pid"])]  # fmt: skip
             time.sleep(0.5)
-        assert len(remote) == 2, "the two workers started through ssh never showed up"
+        if len(remote) < 2:
+            launch.kill()
+            _, err = launch.communicate(timeout=30)
+            pytest.fail(f"the two workers started through ssh never showed up: {err[-1500:]}")
         for w in remote:
             assert w["host"] == socket.gethostname()
             for pid in (w["pid"], w["supervisor_pid"]):

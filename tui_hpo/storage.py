@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,20 +245,27 @@ def open_storage(
     engine_kwargs: dict[str, Any] = {"connect_args": _connect_args(target)}
     if pre_ping and not target.is_sqlite:
         engine_kwargs["pool_pre_ping"] = True
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words only
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                target.url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=hb.interval,
-                grace_period=hb.grace_period,
-                heartbeat_stale_trial_callback=callback,
-            )
-    except RuntimeError as exc:  # Optuna's schema-version mismatch
-        raise UserError(f"storage {target.masked}: {_one_line(exc)}") from None
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise UserError(f"can't open storage {target.masked}: {_one_line(exc)}") from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    target.url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=hb.interval,
+                    grace_period=hb.grace_period,
+                    heartbeat_stale_trial_callback=callback,
+                )
+            break
+        except RuntimeError as exc:  # Optuna's schema-version mismatch
+            raise UserError(f"storage {target.masked}: {_one_line(exc)}") from None
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            # two processes creating Optuna's tables in a new database at once (a status
+            # beside a first launch): the loser sees "already exists"; the tables are there now
+            racing = "already exists" in str(exc) or "duplicate key" in str(exc)
+            if not racing or attempt == 4:
+                raise UserError(f"can't open storage {target.masked}: {_one_line(exc)}") from None
+            time.sleep(0.2 * (attempt + 1))
     if target.is_sqlite:
         sqlalchemy.event.listen(storage.engine, "connect", _on_sqlite_connect)
         storage.engine.dispose()  # later connections get the pragmas
