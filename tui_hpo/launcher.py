@@ -304,8 +304,12 @@ class Launcher:
         return said
 
     def busy(self) -> bool:
-        """Local workers alive, or remote ones working (or still starting up)."""
+        """Local workers alive, remote ones working (or still starting up), or trials still
+        running elsewhere (a worker that joined from another shell or machine): the launch is
+        done when its budget's trials have ended, not when its own processes have."""
         if self.alive():
+            return True
+        if self._others_running():
             return True
         if self._remote_since is None:
             return False
@@ -365,6 +369,17 @@ class Launcher:
             registry.update(self.engine, row.worker_id, state="exited", trial_number=None,
                             exit_code=w.process.returncode)  # fmt: skip
         return failed
+
+    def _others_running(self) -> bool:
+        import warnings
+
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)  # a dead one's trial ends meanwhile
+        with self.engine.connect() as con:
+            return reads.state_counts(con, self.study_id)["RUNNING"] > 0
 
     def nap(self, seconds: float) -> None:
         """Sleep up to ``seconds``, waking as soon as a local worker ends."""

@@ -34,9 +34,12 @@ def transient(exc: BaseException) -> bool:
     import optuna
 
     if isinstance(exc, optuna.exceptions.StorageInternalError):
+        # Optuna wraps whatever broke its session; only a rejected row is not worth a retry
         cause = exc.__cause__ or exc.__context__
-        return cause is None or transient(cause)
+        return not isinstance(cause, (sa.exc.IntegrityError, sa.exc.DataError))
     if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return True
+    if isinstance(exc, sa.exc.PendingRollbackError):  # a connection the outage broke mid-way
         return True
     if isinstance(exc, sa.exc.DBAPIError):
         return bool(exc.connection_invalidated)
