@@ -98,6 +98,7 @@ class Session:
         self.storage = open_storage(target, must_exist=False, pre_ping=True)
         self.engine: sa.Engine = self.storage.engine
         self._studies: dict[int, _StudyCache] = {}
+        self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @property
@@ -115,7 +116,12 @@ class Session:
         ]
 
     def study_id(self, name: str) -> int:
-        return control.study_id_of(self.engine, name)
+        """Looked up once per name: a study's id never changes, and the study view polls
+        every second."""
+        found = self._ids.get(name)
+        if found is None:
+            found = self._ids[name] = control.study_id_of(self.engine, name)
+        return found
 
     def snapshot(self, name: str) -> StudySnapshot:
         study_id = self.study_id(name)
