@@ -220,9 +220,13 @@ def background(tmp_path: Path) -> Iterator[Callable[..., Background]]:
             continue
 
 
-def running_trial_with_pid(url: str, study: str) -> tuple[int, int] | None:
+def running_trial_with_pid(
+    url: str, study: str, *, with_params: bool = False
+) -> tuple[int, int] | None:
     """(number, worker pid) of a RUNNING trial whose provenance is written, if any."""
     for t in load_trials(url, study):
+        if with_params and not t.params:
+            continue
         if t.state.name == "RUNNING" and "tui_hpo.pid" in t.user_attrs:
             return t.number, t.user_attrs["tui_hpo.pid"]
     return None
@@ -465,8 +469,13 @@ def test_gpu_assignment(sqlite_url: str, workdir: Path) -> None:
 
 
 def _kill_running_worker(url: str, study: str) -> tuple[int, int]:
+    """Kill the worker of a RUNNING trial once that trial has its params, so a retry can
+    be checked to run with the same ones (a trial killed before it suggests has none)."""
     number, pid = wait_for(
-        lambda: running_trial_with_pid(url, study), 60, "a RUNNING trial", every=0.1
+        lambda: running_trial_with_pid(url, study, with_params=True),
+        60,
+        "a RUNNING trial with params",
+        every=0.1,
     )
     os.kill(pid, signal.SIGKILL)
     return number, pid
