@@ -183,8 +183,9 @@ def prepare_storage(url: str, *, study: str | None, tuned_sqlite: bool) -> None:
     storage.engine.dispose()
 
 
-def read_outcome(url: str) -> tuple[dict[str, int], float | None]:
-    """Trials per state, and the span from the first trial's start to the last one's end."""
+def read_outcome(url: str) -> tuple[dict[str, int], dt.datetime | None, dt.datetime | None]:
+    """Trials per state, the first trial's start and the last one's end (Optuna stores both
+    as naive local times)."""
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
@@ -203,9 +204,7 @@ def read_outcome(url: str) -> tuple[dict[str, int], float | None]:
             ).one()
     finally:
         engine.dispose()
-    first, last = _as_datetime(first), _as_datetime(last)
-    span = (last - first).total_seconds() if first and last else None
-    return counts, span
+    return counts, _as_datetime(first), _as_datetime(last)
 
 
 def _as_datetime(value: Any) -> dt.datetime | None:
@@ -224,6 +223,8 @@ class Run:
     ended: int
     failed: int
     span_s: float | None
+    head_s: float | None
+    """From the first process start to the first trial's start: start-up."""
     cpu_s: float
     """CPU time (user + system) of the side's whole process tree; the database server's own
     CPU (PostgreSQL) is not in it. Less sensitive than wall time to a busy machine."""
@@ -289,7 +290,7 @@ def run_tui_hpo(url: str, work: Path, n_trials: int, workers: int, sampler: str)
     out_path = work / "launch.out"
     with open(out_path, "wb") as out:
         cpu = _children_cpu()
-        started = time.perf_counter()
+        started, epoch = time.perf_counter(), time.time()
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -308,7 +309,7 @@ def run_tui_hpo(url: str, work: Path, n_trials: int, workers: int, sampler: str)
             f"tui-hpo launch exited with {proc.returncode}:\n{out_path.read_text()[-3000:]}{logs}"
         )
     shutil.rmtree(log_dir, ignore_errors=True)
-    return _outcome("tui-hpo", url, wall, cpu)
+    return _outcome("tui-hpo", url, wall, epoch, cpu)
 
 
 def run_plain(
@@ -321,7 +322,7 @@ def run_plain(
     handles = [open(path, "wb") for path in logs]  # closed below
     try:
         cpu = _children_cpu()
-        started = time.perf_counter()
+        started, epoch = time.perf_counter(), time.time()
         procs = [
             subprocess.Popen(
                 [*PLAIN_CMD, PLAIN_WORKER, url, STUDY, str(share), sampler]
@@ -342,13 +343,15 @@ def run_plain(
     if bad:
         code, log = bad[0]
         raise SystemExit(f"a plain worker exited with {code}:\n{log.read_text()[-3000:]}")
-    return _outcome("plain", url, wall, cpu)
+    return _outcome("plain", url, wall, epoch, cpu)
 
 
-def _outcome(side: str, url: str, wall: float, cpu: float) -> Run:
-    counts, span = read_outcome(url)
+def _outcome(side: str, url: str, wall: float, epoch: float, cpu: float) -> Run:
+    counts, first, last = read_outcome(url)
     ended = sum(counts.get(s, 0) for s in ENDED)
-    return Run(side, wall, ended, counts.get("FAIL", 0), span, cpu)
+    span = (last - first).total_seconds() if first and last else None
+    head = first.timestamp() - epoch if first else None
+    return Run(side, wall, ended, counts.get("FAIL", 0), span, head, cpu)
 
 
 def plain_worker(argv: Sequence[str]) -> int:
@@ -410,6 +413,18 @@ class Result:
         """Seconds of the wall time outside the trials' span: start-up and shut-down."""
         return _median([r.wall_s - r.span_s if r.span_s else None for r in runs])
 
+    @staticmethod
+    def head(runs: list[Run]) -> float | None:
+        """Seconds of start-up: first process start to first trial start."""
+        return _median([r.head_s for r in runs])
+
+    @staticmethod
+    def tail(runs: list[Run]) -> float | None:
+        """Seconds of shut-down: last trial end to last process exit."""
+        return _median(
+            [r.wall_s - r.span_s - r.head_s if r.span_s and r.head_s else None for r in runs]
+        )
+
 
 def _median(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
@@ -455,7 +470,8 @@ def compare(
             say(
                 f"  {kind:<10} {sampler:<6} run {i + 1}/{args.repeat} {side:<7}: "
                 f"{run.ended} trials in {run.wall_s:6.2f} s = {run.rate:7.1f}/s "
-                f"(span {span}), CPU {1000 * run.cpu_s / max(1, run.ended):5.1f} ms/trial{fails}"
+                f"(span {span}), CPU {1000 * run.cpu_s / max(1, run.ended):5.1f} ms/trial, "
+                f"start-up {_fmt(run.head_s, 4, '.2f')} s{fails}"
             )
             if run.ended != args.n_trials:
                 say(f"  warning: {run.ended} trials ended, not {args.n_trials}")
@@ -469,11 +485,13 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         f"N={args.n_trials} trials, W={args.workers} workers, median of {args.repeat} run(s); "
         f"baseline: {baseline}; {os.cpu_count()} CPU(s)",
         "trials/s = ended trials / wall time from first process start to last exit; span = "
-        "first trial start to last trial end; outside = wall - span (start-up, shut-down); "
+        "first trial start to last trial end; outside = wall - span = start-up (to the first "
+        "trial's start) + shut-down (after the last trial's end); "
         "CPU = user+system of all the side's processes per trial",
         f"{'storage':<10} {'sampler':<7} {'plain/s':>8} {'tui-hpo/s':>9} {'ratio':>6} | "
         f"{'span plain/s':>12} {'span tui/s':>10} {'ratio':>6} | "
-        f"{'outside plain s':>15} {'outside tui s':>13} | "
+        f"{'outside plain s':>15} {'outside tui s':>13} "
+        f"{'start-up plain/tui s':>20} {'shut-down plain/tui s':>21} | "
         f"{'CPU ms/trial plain':>18} {'tui':>6}",
     ]
     for r in results:
@@ -483,7 +501,9 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         lines.append(
             f"{r.storage:<10} {r.sampler:<7} {r.plain_rate:8.1f} {r.tui_rate:9.1f} "
             f"{r.ratio:6.3f} | {_fmt(sp, 12)} {_fmt(st, 10)} {_fmt(sr, 6, '.3f')} | "
-            f"{_fmt(op, 15, '.2f')} {_fmt(ot, 13, '.2f')} | "
+            f"{_fmt(op, 15, '.2f')} {_fmt(ot, 13, '.2f')} "
+            f"{_fmt(r.head(r.plain), 10, '.2f')}/{_fmt(r.head(r.tui), 9, '.2f')} "
+            f"{_fmt(r.tail(r.plain), 11, '.2f')}/{_fmt(r.tail(r.tui), 9, '.2f')} | "
             f"{r.cpu_ms_per_trial(r.plain):18.1f} {r.cpu_ms_per_trial(r.tui):6.1f}"
         )
     lines.append("")

@@ -97,10 +97,13 @@ def kill_worker(pid: int | None) -> None:
             cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return
-    # " -m tui_hpo " or the tui-hpo script, and never a PostgreSQL backend, whose command line
-    # names the test database ("postgres: postgres tui_hpo_test_...") and leads its own group
+    # " -m tui_hpo ", the tui-hpo script or a supervisor forked by launch (which names itself
+    # "tui-hpo worker ..."), and never a PostgreSQL backend, whose command line names the test
+    # database ("postgres: postgres tui_hpo_test_...") and leads its own group
     if cmdline.startswith("postgres") or not (
-        " -m tui_hpo " in f" {cmdline} " or "bin/tui-hpo " in f"{cmdline} "
+        " -m tui_hpo " in f" {cmdline} "
+        or "bin/tui-hpo " in f"{cmdline} "
+        or cmdline.startswith("tui-hpo ")
     ):
         return
     try:

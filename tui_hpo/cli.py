@@ -8,6 +8,7 @@ non-zero exit (2 for usage errors), never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,8 @@ def launch(
     retry_failed: int | None,
 ) -> None:
     """Start WORKERS worker processes on OBJECTIVE (module:function or file.py:function)."""
+    global _exit_fast
+    _exit_fast = True
     from tui_hpo import launcher, progress
     from tui_hpo.objective import parse_directions
     from tui_hpo.samplers import parse_kwargs, pruner_spec, sampler_spec
@@ -234,7 +237,7 @@ def launch(
     request = launcher.LaunchRequest(
         objective=objective,
         study=study,
-        storage=_target(storage),
+        storage=_target(storage, quiet_optuna=False),  # quieted after the fork
         n_trials=n_trials,
         workers=workers if workers is not None else (0 if hosts else 1),
         hosts=hosts,
@@ -348,7 +351,8 @@ def worker(
     runs as two processes: a small supervisor that obeys fail-trial (kills and replaces the
     trial process) and the process that runs trials.
     """
-    import os
+    global _exit_fast
+    _exit_fast = True
 
     from tui_hpo import worker_config
 
@@ -375,16 +379,7 @@ def worker(
 
     parse_spec(objective)  # its form; the trial process loads it (exit 2: no restart loop)
     os.environ["TUI_HPO_STORAGE"] = target.url  # the trial process gets it, not its argv
-    child_args = [objective, "--study", study, "--heartbeat-interval", str(heartbeat_interval)]
-    for flag, value in (
-        ("--grace-period", grace_period),
-        ("--retry-failed", retry_failed),
-        ("--log-file", log_file),
-        ("--poll-interval", poll_interval),
-    ):
-        if value is not None:
-            child_args += [flag, str(value)]
-    sys.exit(supervisor.run(config, child_args))
+    sys.exit(supervisor.run(config))
 
 
 @cli.command()
@@ -631,5 +626,28 @@ def workers(study: str | None, storage: str | None, as_json: bool, show_all: boo
         progress.print_workers(console, summary)
 
 
+_exit_fast = False
+"""Set by the commands whose end others wait for (``launch``, ``worker``): see ``main``."""
+
+
 def main() -> None:
-    cli(prog_name="tui-hpo")
+    """The ``tui-hpo`` script. A worker or a launch that is done leaves without tearing down
+    its interpreter: that teardown (a tenth of a second or more with Optuna loaded) would sit
+    between the last trial and the end of the search once per process layer (trial process,
+    supervisor, launcher). What must happen at exit happens first: engines are disposed where
+    they are used, logs and output flushed here."""
+    try:
+        cli(prog_name="tui-hpo")
+    except SystemExit as exc:
+        if not _exit_fast:
+            raise
+        import logging
+
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed pipe: nothing more to say to it
+        os._exit(code)

@@ -227,31 +227,37 @@ def study_id_of(engine: sa.Engine, name: str) -> int:
     return ids[name]
 
 
-def wait_for_launch(engine: sa.Engine, name: str, token: str, timeout: float = 120.0) -> int:
+def launch_ready(engine: sa.Engine, name: str, token: str) -> int | None:
     """The study's id once the launch named ``token`` has recorded its orders (workers started
-    early by ``launch`` must not read an earlier run's spent budget)."""
+    early by ``launch`` must not read an earlier run's spent budget), else None."""
+    st, s = tables.optuna_studies, tables.studies
+    try:
+        with engine.connect() as con:
+            row = con.execute(
+                sa.select(st.c.study_id, s.c.launch_json)
+                .select_from(st)
+                .outerjoin(s, s.c.study_id == st.c.study_id)
+                .where(st.c.study_name == name)
+            ).first()
+    except sa.exc.DBAPIError:  # the launch is still creating the file or the tables
+        return None
+    if row is not None and row[1] and token in row[1]:
+        return int(row[0])
+    return None
+
+
+def wait_for_launch(engine: sa.Engine, name: str, token: str, timeout: float = 120.0) -> int:
+    """``launch_ready``, waited for."""
     import time
 
     from tui_hpo.errors import UserError
 
-    st, s = tables.optuna_studies, tables.studies
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with engine.connect() as con:
-                row = con.execute(
-                    sa.select(st.c.study_id, s.c.launch_json)
-                    .select_from(st)
-                    .outerjoin(s, s.c.study_id == st.c.study_id)
-                    .where(st.c.study_name == name)
-                ).first()
-        except sa.exc.DBAPIError:  # the launch is still creating the file or the tables
-            row = None
-        if row is not None and row[1] and token in row[1]:
-            return int(row[0])
+    while (study_id := launch_ready(engine, name, token)) is None:
         if time.monotonic() > deadline:
             raise UserError(f"study {name!r} was not made ready by its launch within {timeout:g} s")
         time.sleep(0.1)
+    return study_id
 
 
 def _ensure_row(con: sa.Connection, study_id: int) -> None:

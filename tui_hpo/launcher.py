@@ -25,7 +25,7 @@ from tui_hpo import budget, control, gpus, reads, registry, remote
 from tui_hpo.errors import FAILURE, UserError
 from tui_hpo.samplers import Spec
 from tui_hpo.storage import Heartbeat, StorageURL, open_storage
-from tui_hpo.worker_config import LAUNCH_TOKEN_ENV
+from tui_hpo.worker_config import LAUNCH_TOKEN_ENV, POLL_INTERVAL_S, WorkerConfig
 
 REMOTE_START_S = 30.0
 """How long remote workers get to show up in the storage before the launcher stops waiting."""
@@ -70,9 +70,8 @@ class Plan:
 
 
 def plan(request: LaunchRequest) -> Plan:
-    """Check everything that can be checked without writing to the storage."""
-    import optuna
-
+    """Check everything that can be checked without writing to the storage (and without
+    Optuna's own storage layer, whose start-up would delay the workers)."""
     from tui_hpo import objective as objective_mod
     from tui_hpo.storage import check_reachable
 
@@ -94,19 +93,37 @@ def plan(request: LaunchRequest) -> Plan:
     )
     spec, func = objective_mod.load(request.objective)
     check_reachable(request.storage, must_exist=False)
-    existing = None
-    if not (request.storage.is_sqlite and not request.storage.sqlite_path.exists()):  # type: ignore[union-attr]
-        storage = open_storage(request.storage)
-        try:
-            study = optuna.load_study(study_name=request.study, storage=storage)
-            existing = [d.name.lower() for d in study.directions]
-        except KeyError:
-            pass
-        finally:
-            storage.engine.dispose()
-    dirs = objective_mod.choose_directions(request.directions, func, existing)
+    dirs = objective_mod.choose_directions(
+        request.directions, func, _existing_directions(request.storage, request.study)
+    )
     log_dir = (request.log_dir or Path("tui-hpo-logs") / _safe(request.study)).absolute()
     return Plan(request, spec.text, dirs, per_worker, log_dir, hosts)
+
+
+def _existing_directions(target: StorageURL, study: str) -> list[str] | None:
+    """The directions of an existing study of that name, read with plain SQL."""
+    import sqlalchemy as sa
+
+    from tui_hpo import tables
+    from tui_hpo.storage import open_engine
+
+    if target.is_sqlite and not target.sqlite_path.exists():  # type: ignore[union-attr]
+        return None
+    st, sd = tables.optuna_studies, tables.optuna_study_directions
+    engine = open_engine(target, ensure_tables=False)
+    try:
+        with engine.connect() as con:
+            rows = con.execute(
+                sa.select(sd.c.direction)
+                .join(st, st.c.study_id == sd.c.study_id)
+                .where(st.c.study_name == study)
+                .order_by(sd.c.objective)
+            ).all()
+    except sa.exc.DBAPIError:
+        return None  # not an Optuna storage yet: the launch creates its tables
+    finally:
+        engine.dispose()
+    return [str(getattr(d, "name", d)).lower() for (d,) in rows] or None
 
 
 def _safe(name: str) -> str:
@@ -163,14 +180,51 @@ class WorkerRecipe:
             poll_interval=d.get("poll_interval"),
         )
 
+    def worker_config(self, log_path: Path) -> WorkerConfig:
+        from tui_hpo.storage import parse_url
+
+        return WorkerConfig(
+            objective=self.objective,
+            study=self.study,
+            storage=parse_url(self.storage_url),
+            heartbeat=self.heartbeat,
+            log_path=str(log_path),
+            poll_interval=self.poll_interval or POLL_INTERVAL_S,
+            trial_timeout=self.trial_timeout,
+        )
+
+
+class ForkedProcess:
+    """A child made with ``os.fork``, with the part of ``Popen``'s interface used here."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
 
 @dataclass
 class WorkerProcess:
-    """A supervisor process started here (``tui-hpo worker``) and the GPU it was given."""
+    """A supervisor process started here and the GPU it was given."""
 
     gpu: int | None
     log_path: Path
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     handled: bool = False
 
     @property
@@ -179,27 +233,30 @@ class WorkerProcess:
 
 
 def spawn_worker(recipe: WorkerRecipe, gpu: int | None) -> WorkerProcess:
-    """Start one worker (a supervisor and the process it runs) in a session of its own."""
+    """Start one worker (a supervisor and the process it runs) in a session of its own.
+
+    A single-threaded caller (``launch``, ``scale`` from a shell) forks the supervisor: it
+    then costs no Python start-up and no imports, which is most of a short search's start-up
+    on a small machine (the supervisor only watches; the trial process it starts is a fresh
+    interpreter, so CUDA state and the like never cross the fork). A caller with threads (the
+    app) must not fork, and starts ``tui-hpo worker`` instead.
+    """
+    import threading
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
     recipe.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = recipe.log_dir / f"worker-gpu{'cpu' if gpu is None else gpu}-{stamp}-{os.getpid()}"
-    n = 0
-    while Path(f"{log_path}-{n}.log").exists():
-        n += 1
-    log_path = Path(f"{log_path}-{n}.log")
-    env = dict(os.environ)
-    env["TUI_HPO_STORAGE"] = recipe.storage_url
-    env.update(gpus.worker_env(gpu))
-    env["PYTHONUNBUFFERED"] = "1"
+    log_path = _new_file(log_path)
+    env = {"TUI_HPO_STORAGE": recipe.storage_url, "PYTHONUNBUFFERED": "1", **gpus.worker_env(gpu)}
     if recipe.token:
         env[LAUNCH_TOKEN_ENV] = recipe.token
+    config = recipe.worker_config(log_path)
+    if threading.active_count() == 1:
+        return WorkerProcess(gpu, log_path, _fork_supervisor(config, env))
+    cmd = [sys.executable, "-m", "tui_hpo", "worker", recipe.objective,
+           "--study", recipe.study, "--heartbeat-interval", str(recipe.heartbeat.interval),
+           "--log-file", str(log_path)]  # fmt: skip
     hb = recipe.heartbeat
-    cmd = [
-        sys.executable, "-m", "tui_hpo", "worker", recipe.objective,
-        "--study", recipe.study,
-        "--heartbeat-interval", str(hb.interval),
-        "--log-file", str(log_path),
-    ]  # fmt: skip
     if hb.grace_period is not None:
         cmd += ["--grace-period", str(hb.grace_period)]
     if hb.retry_failed:
@@ -214,10 +271,77 @@ def spawn_worker(recipe: WorkerRecipe, gpu: int | None) -> WorkerProcess:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=dict(os.environ, **env),
             start_new_session=True,
         )
     return WorkerProcess(gpu, log_path, process)
+
+
+def _new_file(stem: Path) -> Path:
+    """``stem-N.log`` for the first N not taken, created here (a forked supervisor opens its
+    log only later, so the name must be taken before the next worker picks one)."""
+    n = 0
+    while True:
+        path = Path(f"{stem}-{n}.log")
+        try:
+            path.touch(exist_ok=False)
+        except FileExistsError:
+            n += 1
+            continue
+        return path
+
+
+def _fork_supervisor(config: WorkerConfig, env: dict[str, str]) -> ForkedProcess:
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # else what is buffered here would be written twice
+    pid = os.fork()
+    if pid:
+        return ForkedProcess(pid)
+    code = 1
+    try:  # the child: never return into the launcher's code
+        code = _run_forked_supervisor(config, env)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _run_forked_supervisor(config: WorkerConfig, env: dict[str, str]) -> int:
+    """What ``tui-hpo worker`` does, in a forked copy of this process: its own session (a
+    Ctrl-C or a hang-up of the launcher's terminal doesn't reach it), output to its log, and
+    a name in ``ps`` that says what it is (instead of the launcher's command line)."""
+    import logging
+
+    import setproctitle
+
+    from tui_hpo import supervisor
+
+    os.setsid()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(str(config.log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+    os.environ.update(env)
+    setproctitle.setproctitle(f"tui-hpo worker {config.objective} --study {config.study}")
+    logging.getLogger().handlers.clear()
+    try:
+        return supervisor.run(config)
+    except UserError as exc:
+        print("error: " + " ".join(exc.message.splitlines()), file=sys.stderr)
+        return exc.exit_code
 
 
 class Launcher:
@@ -248,6 +372,7 @@ class Launcher:
         )
         if early_start:
             self._start_local()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # it would scribble over progress
         self.storage = open_storage(req.storage, heartbeat=req.heartbeat)
         self.engine = self.storage.engine
         self.study = optuna.create_study(

@@ -14,7 +14,7 @@ from rich.table import Table
 from tui_hpo.reads import StudySummary
 
 if TYPE_CHECKING:
-    from tui_hpo.launcher import Plan
+    from tui_hpo.launcher import Launcher, Plan
 
 POLL_S = 0.5
 PLAIN_EVERY_S = 5.0
@@ -64,8 +64,16 @@ def run_launch(plan: Plan, *, detach: bool = False) -> int:
     ``detach`` returns once the workers are started (the app launches studies this way)."""
     from tui_hpo.launcher import Launcher
 
-    console = _stderr()
     launcher = Launcher(plan, early_start=True)
+    try:
+        return _run_launch(launcher, detach=detach)
+    finally:
+        launcher.engine.dispose()  # the process may leave without tearing down (cli.main)
+
+
+def _run_launch(launcher: Launcher, *, detach: bool) -> int:
+    console = _stderr()
+    plan = launcher.plan
     said = launcher.start()
     req = plan.request
     gpus = sorted({"cpu" if g is None else str(g) for g in plan.gpu_per_worker})

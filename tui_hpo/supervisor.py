@@ -4,8 +4,9 @@ A trial can hang where no signal handler runs (a C call, a deadlocked data loade
 process that runs trials can't be trusted to end one on request. The supervisor is a small
 second process on the same machine that never runs user code. It:
 
-- starts the trial-running process (``tui-hpo worker --no-supervisor``) under a worker row it
-  creates, so it knows which fail orders are meant for it;
+- starts the trial-running process (``tui-hpo worker --no-supervisor``), which registers its
+  worker row with this process's pid, so the supervisor knows which fail orders are meant for
+  it;
 - polls the storage for fail orders on that worker's trials (``fail-trial`` from any machine),
   kills the process, marks the trial FAIL with the reason and starts a replacement;
 - replaces the process when it dies (SIGKILL, OOM killer), failing what it left RUNNING at once
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,10 +30,10 @@ from types import FrameType
 import sqlalchemy as sa
 
 from tui_hpo import budget, registry, tables, trials
-from tui_hpo.control import study_id_of, wait_for_launch
+from tui_hpo.control import launch_ready, study_id_of
 from tui_hpo.retry import transient
 from tui_hpo.storage import open_engine, open_storage
-from tui_hpo.worker_config import LAUNCH_TOKEN_ENV, SUPERVISED_ENV, WorkerConfig, setup_logging
+from tui_hpo.worker_config import LAUNCH_TOKEN_ENV, SUPERVISOR_ENV, WorkerConfig, setup_logging
 
 log = logging.getLogger("tui_hpo.supervisor")
 
@@ -46,16 +48,15 @@ USAGE_EXIT = 2
 
 
 class Supervisor:
-    def __init__(self, config: WorkerConfig, child_args: list[str]) -> None:
+    def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.child_args = child_args
-        token = os.environ.get(LAUNCH_TOKEN_ENV)
-        self.engine = open_engine(config.storage, must_exist=not token, ensure_tables=not token)
-        self.study_id = (
-            wait_for_launch(self.engine, config.study, token)
-            if token
-            else study_id_of(self.engine, config.study)
+        self.token = os.environ.get(LAUNCH_TOKEN_ENV)
+        self.engine = open_engine(
+            config.storage, must_exist=not self.token, ensure_tables=not self.token
         )
+        # A launch's workers start before its study is ready (they spend that time importing);
+        # a worker that joins from a shell needs the study to be there already.
+        self.study_id: int | None = None if self.token else study_id_of(self.engine, config.study)
         self.child: subprocess.Popen[bytes] | None = None
         self.worker_id: int | None = None
         self.stopping: int | None = None
@@ -83,26 +84,25 @@ class Supervisor:
                     return code
             else:
                 crashes = 0
-            if budget.budget_left(self.engine, self.study_id) == 0 and not self._others_running():
+            if (
+                self.study_id is not None
+                and budget.budget_left(self.engine, self.study_id) == 0
+                and not self._others_running()
+            ):
                 return 0
             log.info("starting a replacement worker")
 
     def _run_child(self) -> int:
-        gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
-        self.worker_id = registry.register(
-            self.engine,
-            self.study_id,
-            gpu="none" if gpu == "" else gpu,
-            log_path=self.config.log_path,
-            supervisor_pid=os.getpid(),
-        )
-        env = dict(os.environ, **{SUPERVISED_ENV: str(self.worker_id)})
+        """Start the trial process at once (its imports take the longest) and find the row it
+        registers under this process's pid while it runs."""
+        env = dict(os.environ, **{SUPERVISOR_ENV: str(os.getpid())})
         self.child = subprocess.Popen(
-            [sys.executable, "-m", "tui_hpo", "worker", *self.child_args, "--no-supervisor"],
+            [sys.executable, "-m", "tui_hpo", "worker", *self.config.trial_process_args()],
             env=env,
             stdin=subprocess.DEVNULL,
         )
-        registry.update(self.engine, self.worker_id, pid=self.child.pid)
+        log.debug("supervisor pid %d started trial process pid %d", os.getpid(), self.child.pid)
+        self.worker_id = None
         self._running = (None, 0.0)
         while True:
             try:
@@ -111,18 +111,44 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 pass
             try:
-                self._take_fail_orders()
-                self._enforce_trial_timeout()
-                self._beat_while_frozen()
+                if self._find_row():
+                    self._take_fail_orders()
+                    self._enforce_trial_timeout()
+                    self._beat_while_frozen()
             except Exception as exc:
                 if not transient(exc):
                     raise
                 # the storage is away; the worker rides it out, and so does this loop
+        self._find_row()
+        if self.worker_id is None:
+            return code  # it ended before it joined: no row, no trial of its own
         if code == USAGE_EXIT:  # the child said why (bad input): no trial ran, leave no trace
             registry.delete(self.engine, self.worker_id)
         elif code != 0:
             self._after_death(code)
         return code
+
+    def _find_row(self) -> bool:
+        """Whether the trial process has joined: its worker row, once the study is ready."""
+        if self.worker_id is not None:
+            return True
+        assert self.child is not None
+        if self.study_id is None:
+            assert self.token is not None
+            self.study_id = launch_ready(self.engine, self.config.study, self.token)
+            if self.study_id is None:
+                return False
+        w = tables.workers
+        with self.engine.connect() as con:
+            self.worker_id = con.execute(
+                sa.select(w.c.worker_id).where(
+                    w.c.study_id == self.study_id,
+                    w.c.supervisor_pid == os.getpid(),
+                    w.c.pid == self.child.pid,
+                    w.c.host == socket.gethostname(),
+                )
+            ).scalar()
+        return self.worker_id is not None
 
     def _take_fail_orders(self) -> None:
         assert self.child is not None and self.worker_id is not None
@@ -220,6 +246,10 @@ class Supervisor:
         return running > 0
 
 
-def run(config: WorkerConfig, child_args: list[str]) -> int:
+def run(config: WorkerConfig) -> int:
     setup_logging(config.log_path, quiet_optuna=False)
-    return Supervisor(config, child_args).run()
+    supervisor = Supervisor(config)
+    try:
+        return supervisor.run()
+    finally:
+        supervisor.engine.dispose()  # the process may leave without tearing down (cli.main)

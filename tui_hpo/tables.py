@@ -99,6 +99,9 @@ tui-hpo keeps these curves here instead of in Optuna's own table."""
 # SQLite stores the name, PostgreSQL an enum that a text parameter can't be compared with.
 optuna_studies = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
 optuna_trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
+optuna_study_directions = sa.table(
+    "study_directions", sa.column("study_id"), sa.column("objective"), sa.column("direction")
+)
 optuna_trial_heartbeats = sa.table(
     "trial_heartbeats", sa.column("trial_id"), sa.column("heartbeat")
 )

@@ -295,9 +295,9 @@ def order_state(engine: sa.Engine, request_id: int) -> tuple[bool, str | None]:
 
 def is_worker_process(worker: registry.WorkerRow) -> bool:
     """Whether the worker's pid on this machine is still that worker's process, not a later
-    process that got the same pid: a supervised one carries its worker id in its environment,
-    any other must have started before its row was written."""
-    from tui_hpo.worker_config import SUPERVISED_ENV
+    process that got the same pid: a supervised one carries its supervisor's pid in its
+    environment, any other must have started before its row was written."""
+    from tui_hpo.worker_config import SUPERVISOR_ENV
 
     try:
         with open(f"/proc/{worker.pid}/environ", "rb") as handle:
@@ -305,7 +305,7 @@ def is_worker_process(worker: registry.WorkerRow) -> bool:
     except OSError:
         return False
     if worker.supervisor_pid is not None:
-        return f"{SUPERVISED_ENV}={worker.worker_id}".encode() in environ
+        return f"{SUPERVISOR_ENV}={worker.supervisor_pid}".encode() in environ
     try:
         import psutil
 

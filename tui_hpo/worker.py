@@ -29,8 +29,8 @@ from optuna.study._tell import _tell_with_warning
 from tui_hpo import attrs, budget, control, registry, tables, trials
 from tui_hpo.retry import make_resilient, retrying
 from tui_hpo.samplers import make_pruner, make_sampler
-from tui_hpo.storage import load_study, open_storage
-from tui_hpo.worker_config import LAUNCH_TOKEN_ENV, SUPERVISED_ENV, WorkerConfig, setup_logging
+from tui_hpo.storage import load_study, open_engine, open_storage
+from tui_hpo.worker_config import LAUNCH_TOKEN_ENV, SUPERVISOR_ENV, WorkerConfig, setup_logging
 
 log = logging.getLogger("tui_hpo.worker")
 
@@ -48,17 +48,19 @@ class Worker:
 
         self.config = config
         _, self.func = objective_mod.load(config.objective)
+        token = os.environ.get(LAUNCH_TOKEN_ENV)
+        if token:  # started early by a launch: it creates the tables and the study, not us
+            light = open_engine(config.storage, ensure_tables=False)
+            control.wait_for_launch(light, config.study, token)
+            light.dispose()
         self.storage = open_storage(
             config.storage,
             heartbeat=config.heartbeat,
             stale_callback=self._on_stale_trial,
-            must_exist=not os.environ.get(LAUNCH_TOKEN_ENV),
+            must_exist=True,
         )
         self.engine = self.storage.engine
         make_resilient(self.storage)
-        token = os.environ.get(LAUNCH_TOKEN_ENV)
-        if token:
-            control.wait_for_launch(self.engine, config.study, token)
         self.study = load_study(self.storage, config.study)
         self.study_id = self.study._study_id
         # Optuna's own loop sets this; GridSampler (and objectives) call study.stop() under it
@@ -66,14 +68,14 @@ class Worker:
         self.n_objectives = len(self.study.directions)
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
         self.gpu = "none" if gpu == "" else gpu
-        adopted = os.environ.get(SUPERVISED_ENV)
-        if adopted:  # the supervisor made our row, so it knows which worker to watch
-            self.worker_id = int(adopted)
-            registry.update(self.engine, self.worker_id, pid=os.getpid(), gpu=self.gpu)
-        else:
-            self.worker_id = registry.register(
-                self.engine, self.study_id, gpu=self.gpu, log_path=config.log_path
-            )
+        supervisor = os.environ.get(SUPERVISOR_ENV)
+        self.worker_id = registry.register(
+            self.engine,
+            self.study_id,
+            gpu=self.gpu,
+            log_path=config.log_path,
+            supervisor_pid=int(supervisor) if supervisor else None,
+        )
         self.beater = registry.Beater(self.engine, self.worker_id)
         self.heartbeat = _TrialHeartbeat(self.study._storage, config.heartbeat.interval)
         self._sampler_id = -1
@@ -140,6 +142,7 @@ class Worker:
             log.info(
                 "worker %d exits with %d after %d trials", self.worker_id, code, self.trials_done
             )
+            self.engine.dispose()  # the process may leave without tearing down (cli.main)
         return code
 
     def _loop(self) -> int:
