@@ -226,7 +226,7 @@ def launch(
     """Start WORKERS worker processes on OBJECTIVE (module:function or file.py:function)."""
     global _exit_fast
     _exit_fast = True
-    from tui_hpo import launcher, progress
+    from tui_hpo import launcher
     from tui_hpo.objective import parse_directions
     from tui_hpo.samplers import parse_kwargs, pruner_spec, sampler_spec
 
@@ -261,8 +261,10 @@ def launch(
         poll_interval=poll_interval,
         trial_timeout=trial_timeout,
     )
-    plan = launcher.plan(request)
-    sys.exit(progress.run_launch(plan, detach=detach))
+    started = launcher.Launcher(launcher.plan(request), early_start=True)
+    from tui_hpo import progress  # rich: after the workers are on their way
+
+    sys.exit(progress.run_launch(started, detach=detach))
 
 
 @cli.command()

@@ -353,8 +353,6 @@ class Launcher:
         for this launch's token in the storage before they take a trial."""
         import uuid
 
-        import optuna
-
         self.plan = plan
         req = plan.request
         self.workers: list[WorkerProcess] = []
@@ -372,6 +370,22 @@ class Launcher:
         )
         if early_start:
             self._start_local()
+        try:
+            self._make_ready()
+        except BaseException:
+            self._abandon()  # they wait for this launch, which will never be ready
+            raise
+        self._remote_since: float | None = None
+        self.restarts = 0
+        self.max_restarts = 3 * req.workers
+        self.crashed: list[str] = []
+
+    def _make_ready(self) -> None:
+        """Create or load the study and record this launch's orders, which its waiting
+        workers take as the signal to start."""
+        import optuna  # after the fork: the workers are on their way meanwhile
+
+        req, plan = self.plan.request, self.plan
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # it would scribble over progress
         self.storage = open_storage(req.storage, heartbeat=req.heartbeat)
         self.engine = self.storage.engine
@@ -392,10 +406,15 @@ class Launcher:
             pruner=req.pruner,
             launch_json=self.recipe.to_json(),
         )
-        self._remote_since: float | None = None
-        self.restarts = 0
-        self.max_restarts = 3 * req.workers
-        self.crashed: list[str] = []
+
+    def _abandon(self) -> None:
+        """Kill the workers started early and remove their logs: they have written nothing to
+        the storage, and the error that got us here is what the user needs to read."""
+        for w in self.workers:
+            _signal(w.process, signal.SIGKILL)
+            w.process.wait()
+            w.log_path.unlink(missing_ok=True)
+        self.workers.clear()
 
     def _start_local(self) -> None:
         for gpu in self.plan.gpu_per_worker:

@@ -14,7 +14,7 @@ from rich.table import Table
 from tui_hpo.reads import StudySummary
 
 if TYPE_CHECKING:
-    from tui_hpo.launcher import Launcher, Plan
+    from tui_hpo.launcher import Launcher
 
 POLL_S = 0.5
 PLAIN_EVERY_S = 5.0
@@ -58,13 +58,11 @@ def stdout_console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
-def run_launch(plan: Plan, *, detach: bool = False) -> int:
-    """Start the workers, show progress until they are done; Ctrl-C stops them.
+def run_launch(launcher: Launcher, *, detach: bool = False) -> int:
+    """Start the remote workers (the local ones are started already), show progress until
+    they are done; Ctrl-C stops them.
 
     ``detach`` returns once the workers are started (the app launches studies this way)."""
-    from tui_hpo.launcher import Launcher
-
-    launcher = Launcher(plan, early_start=True)
     try:
         return _run_launch(launcher, detach=detach)
     finally:

@@ -58,6 +58,7 @@ class Worker:
             heartbeat=config.heartbeat,
             stale_callback=self._on_stale_trial,
             must_exist=True,
+            schema_checked=bool(token),
         )
         self.engine = self.storage.engine
         make_resilient(self.storage)
