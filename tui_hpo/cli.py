@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from tui_hpo import startup
 from tui_hpo.errors import FAILURE, UserError
 
 STORAGE_HELP = (
@@ -224,8 +225,7 @@ def launch(
     retry_failed: int | None,
 ) -> None:
     """Start WORKERS worker processes on OBJECTIVE (module:function or file.py:function)."""
-    global _exit_fast
-    _exit_fast = True
+    _quick_start_and_exit()
     from tui_hpo import launcher
     from tui_hpo.objective import parse_directions
     from tui_hpo.samplers import parse_kwargs, pruner_spec, sampler_spec
@@ -353,8 +353,7 @@ def worker(
     runs as two processes: a small supervisor that obeys fail-trial (kills and replaces the
     trial process) and the process that runs trials.
     """
-    global _exit_fast
-    _exit_fast = True
+    _quick_start_and_exit()
 
     from tui_hpo import worker_config
 
@@ -628,8 +627,20 @@ def workers(study: str | None, storage: str | None, as_json: bool, show_all: boo
         progress.print_workers(console, summary)
 
 
+_as_script = False
+"""Run as the ``tui-hpo`` script (``main``), not called in-process (click's test runner)."""
+
 _exit_fast = False
-"""Set by the commands whose end others wait for (``launch``, ``worker``): see ``main``."""
+"""Set by the commands whose start and end others wait for (``launch``, ``worker``)."""
+
+
+def _quick_start_and_exit() -> None:
+    """Start without the garbage collector (``startup``) and leave without interpreter
+    teardown (``main``): only as the script, never inside a caller's process."""
+    global _exit_fast
+    if _as_script:
+        _exit_fast = True
+        startup.begin()
 
 
 def main() -> None:
@@ -638,6 +649,8 @@ def main() -> None:
     between the last trial and the end of the search once per process layer (trial process,
     supervisor, launcher). What must happen at exit happens first: engines are disposed where
     they are used, logs and output flushed here."""
+    global _as_script
+    _as_script = True
     try:
         cli(prog_name="tui-hpo")
     except SystemExit as exc:

@@ -63,6 +63,9 @@ def run_launch(launcher: Launcher, *, detach: bool = False) -> int:
     they are done; Ctrl-C stops them.
 
     ``detach`` returns once the workers are started (the app launches studies this way)."""
+    from tui_hpo import startup
+
+    startup.done()
     try:
         return _run_launch(launcher, detach=detach)
     finally:

@@ -219,7 +219,6 @@ def open_storage(
     must_exist: bool = False,
     stale_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
     pre_ping: bool = False,
-    schema_checked: bool = False,
 ) -> optuna.storages.RDBStorage:
     """Open (creating Optuna's tables if needed) a storage shared by many processes.
 
@@ -229,9 +228,6 @@ def open_storage(
     ``pre_ping`` checks each pooled connection before use (one more round trip each time):
     for the app, which has no retry around its reads. Workers retry instead (``retry``); after
     a disconnect SQLAlchemy drops the whole pool's older connections by itself.
-
-    ``schema_checked``: a launch has just created or checked the tables (Optuna's and
-    tui-hpo's), so its workers skip doing it again, four to sixteen at once.
     """
     import optuna
     import sqlalchemy
@@ -259,8 +255,6 @@ def open_storage(
                     heartbeat_interval=hb.interval,
                     grace_period=hb.grace_period,
                     heartbeat_stale_trial_callback=callback,
-                    skip_compatibility_check=schema_checked,
-                    skip_table_creation=schema_checked,
                 )
             break
         except RuntimeError as exc:  # Optuna's schema-version mismatch
@@ -275,10 +269,9 @@ def open_storage(
     if target.is_sqlite:
         sqlalchemy.event.listen(storage.engine, "connect", _on_sqlite_connect)
         storage.engine.dispose()  # later connections get the pragmas
-    if not schema_checked:
-        from tui_hpo import tables
+    from tui_hpo import tables
 
-        tables.ensure(storage.engine)
+    tables.ensure(storage.engine)
     return storage
 
 

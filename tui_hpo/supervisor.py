@@ -29,7 +29,7 @@ from types import FrameType
 
 import sqlalchemy as sa
 
-from tui_hpo import budget, registry, tables, trials
+from tui_hpo import budget, registry, startup, tables, trials
 from tui_hpo.control import launch_ready, study_id_of
 from tui_hpo.retry import transient
 from tui_hpo.storage import open_engine, open_storage
@@ -249,6 +249,7 @@ class Supervisor:
 def run(config: WorkerConfig) -> int:
     setup_logging(config.log_path, quiet_optuna=False)
     supervisor = Supervisor(config)
+    startup.done()
     try:
         return supervisor.run()
     finally:

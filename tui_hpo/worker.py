@@ -26,7 +26,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.study._tell import _tell_with_warning
 
-from tui_hpo import attrs, budget, control, registry, tables, trials
+from tui_hpo import attrs, budget, control, registry, startup, tables, trials
 from tui_hpo.retry import make_resilient, retrying
 from tui_hpo.samplers import make_pruner, make_sampler
 from tui_hpo.storage import load_study, open_engine, open_storage
@@ -58,7 +58,6 @@ class Worker:
             heartbeat=config.heartbeat,
             stale_callback=self._on_stale_trial,
             must_exist=True,
-            schema_checked=bool(token),
         )
         self.engine = self.storage.engine
         make_resilient(self.storage)
@@ -104,6 +103,7 @@ class Worker:
     # the loop --------------------------------------------------------------------------------
 
     def run(self) -> int:
+        startup.done()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.beater.start()
