@@ -176,12 +176,34 @@ def _connect_args(target: StorageURL) -> dict[str, Any]:
 
 
 def _tune_sqlite(path: Path) -> None:
-    """Switch the file to WAL once; the mode is stored in the file and outlives connections."""
-    con = sqlite3.connect(str(path), timeout=SQLITE_BUSY_TIMEOUT_S)
+    """Switch the file to WAL once; the mode is stored in the file and outlives connections.
+
+    Read from the file's header first: asking for WAL on a file already in WAL can still fail
+    at once with "database is locked" (SQLite doesn't always wait its busy timeout there)
+    while another process closes the last connection and checkpoints, which happens whenever
+    workers end while a command opens the storage."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while not _is_wal(path):
+        con = sqlite3.connect(str(path), timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise UserError(f"can't open storage sqlite:///{path}: {exc}") from None
+        finally:
+            con.close()
+        time.sleep(0.05)
+
+
+def _is_wal(path: Path) -> bool:
+    """Bytes 18 and 19 of an SQLite file's header are 2 in WAL mode (1 otherwise)."""
     try:
-        con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2 and header[19] == 2
 
 
 def _on_sqlite_connect(dbapi_con: Any, _record: Any) -> None:
