@@ -178,12 +178,13 @@ def _connect_args(target: StorageURL) -> dict[str, Any]:
 def _tune_sqlite(path: Path) -> None:
     """Switch the file to WAL once; the mode is stored in the file and outlives connections.
 
-    Read from the file's header first: asking for WAL on a file already in WAL can still fail
-    at once with "database is locked" (SQLite doesn't always wait its busy timeout there)
-    while another process closes the last connection and checkpoints, which happens whenever
-    workers end while a command opens the storage."""
+    Asking for WAL can fail at once with "database is locked" (SQLite doesn't always wait its
+    busy timeout there) while another process closes the last connection and checkpoints,
+    which happens whenever workers end while a command opens the storage: retried here. (The
+    mode is not read from the file's header instead: opening and closing the database file
+    outside SQLite drops the POSIX locks this process's SQLite connections hold on it.)"""
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
-    while not _is_wal(path):
+    while True:
         con = sqlite3.connect(str(path), timeout=SQLITE_BUSY_TIMEOUT_S)
         try:
             con.execute("PRAGMA journal_mode=WAL")
@@ -194,16 +195,6 @@ def _tune_sqlite(path: Path) -> None:
         finally:
             con.close()
         time.sleep(0.05)
-
-
-def _is_wal(path: Path) -> bool:
-    """Bytes 18 and 19 of an SQLite file's header are 2 in WAL mode (1 otherwise)."""
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(20)
-    except OSError:
-        return False
-    return len(header) == 20 and header[18] == 2 and header[19] == 2
 
 
 def _on_sqlite_connect(dbapi_con: Any, _record: Any) -> None:
