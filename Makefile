@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint machine bench clean
 
 install: $(STAMP)
 
@@ -25,9 +25,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tui_hpo objectives tests benchmarks
 	$(VENV)/bin/ruff format --check tui_hpo objectives tests benchmarks
+	$(VENV)/bin/lint-imports
 
-## The whole test suite (needs PostgreSQL on 127.0.0.1:5432, as on the dev and CI machines).
-test: lint
+## What the tests need from the machine (tmux, sshd, PostgreSQL on 127.0.0.1:5432): installed
+## when missing (as root, with apt-get) and started when not running.
+machine:
+	bash tests/setup-machine.sh
+
+## The whole test suite, on a machine `machine` has set up (first: it may install python3-venv).
+test: machine lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

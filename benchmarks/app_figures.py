@@ -54,9 +54,9 @@ async def measure_app(url: str, study: str) -> dict[str, float]:
     import numpy as np
 
     from tui_hpo.app.app import TuiHpoApp
-    from tui_hpo.app.study_screen import StudyScreen
-    from tui_hpo.app.trials_table import TrialsTable
-    from tui_hpo.storage import parse_url
+    from tui_hpo.app.screens.study import StudyScreen
+    from tui_hpo.app.widgets.trials_table import TrialsTable
+    from tui_hpo.storage.urls import parse_url
 
     figures: dict[str, float] = {}
     app = TuiHpoApp(parse_url(url))
@@ -133,28 +133,60 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", required=True)
     parser.add_argument("--study", required=True)
-    parser.add_argument("--optuna-limit", type=float, default=300.0,
-                        help="seconds to let get_all_trials run (0 skips it)")  # fmt: skip
+    parser.add_argument(
+        "--optuna-limit",
+        type=float,
+        default=300.0,
+        help="seconds to let get_all_trials run (0 skips it)",
+    )
     args = parser.parse_args()
     figures = asyncio.run(measure_app(args.storage, args.study))
     print(f"study {args.study}: {figures['trials']:.0f} trials")
     rows = [
-        ("study view paints", f"{figures['paint_s']:.2f} s", TARGETS["paint_s"],
-         figures["paint_s"]),
-        ("idle poll", f"{figures['idle_poll_ms']:.1f} ms", TARGETS["idle_poll_ms"],
-         figures["idle_poll_ms"]),
-        ("key: scroll (down)", f"{figures['key_scroll_ms']:.1f} ms", TARGETS["key_ms"],
-         figures["key_scroll_ms"]),
-        ("key: page down", f"{figures['key_page_ms']:.1f} ms", TARGETS["key_ms"],
-         figures["key_page_ms"]),
-        ("key: sort (s)", f"{figures['key_sort_ms']:.1f} ms", TARGETS["key_ms"],
-         figures["key_sort_ms"]),
-        ("filter (value0 < 0.5 and state == COMPLETE)", f"{figures['filter_ms']:.1f} ms",
-         TARGETS["key_ms"], figures["filter_ms"]),
-        ("key: select (down, filtered)", f"{figures['key_select_ms']:.1f} ms", TARGETS["key_ms"],
-         figures["key_select_ms"]),
+        (
+            "study view paints",
+            f"{figures['paint_s']:.2f} s",
+            TARGETS["paint_s"],
+            figures["paint_s"],
+        ),
+        (
+            "idle poll",
+            f"{figures['idle_poll_ms']:.1f} ms",
+            TARGETS["idle_poll_ms"],
+            figures["idle_poll_ms"],
+        ),
+        (
+            "key: scroll (down)",
+            f"{figures['key_scroll_ms']:.1f} ms",
+            TARGETS["key_ms"],
+            figures["key_scroll_ms"],
+        ),
+        (
+            "key: page down",
+            f"{figures['key_page_ms']:.1f} ms",
+            TARGETS["key_ms"],
+            figures["key_page_ms"],
+        ),
+        (
+            "key: sort (s)",
+            f"{figures['key_sort_ms']:.1f} ms",
+            TARGETS["key_ms"],
+            figures["key_sort_ms"],
+        ),
+        (
+            "filter (value0 < 0.5 and state == COMPLETE)",
+            f"{figures['filter_ms']:.1f} ms",
+            TARGETS["key_ms"],
+            figures["filter_ms"],
+        ),
+        (
+            "key: select (down, filtered)",
+            f"{figures['key_select_ms']:.1f} ms",
+            TARGETS["key_ms"],
+            figures["key_select_ms"],
+        ),
         ("app RSS", f"{figures['rss_mb']:.0f} MB", TARGETS["rss_mb"], figures["rss_mb"]),
-    ]  # fmt: skip
+    ]
     print(f"{'figure':46} {'measured':>12} {'target':>10}  met")
     for name, shown, target, value in rows:
         print(f"{name:46} {shown:>12} {target:>10g}  {'yes' if value <= target else 'NO'}")
@@ -162,12 +194,16 @@ def main() -> None:
         took = optuna_get_all_trials(args.storage, args.study, args.optuna_limit)
         if took is None:
             ratio = args.optuna_limit / figures["paint_s"]
-            print(f"optuna get_all_trials: > {args.optuna_limit:.0f} s (stopped); "
-                  f"ratio to the app's paint > {ratio:.0f}x")  # fmt: skip
+            print(
+                f"optuna get_all_trials: > {args.optuna_limit:.0f} s (stopped); "
+                f"ratio to the app's paint > {ratio:.0f}x"
+            )
         else:
-            print(f"optuna get_all_trials: {took:.2f} s; ratio to the app's paint "
-                  f"{took / figures['paint_s']:.1f}x; to an idle poll "
-                  f"{took * 1000 / figures['idle_poll_ms']:.0f}x")  # fmt: skip
+            print(
+                f"optuna get_all_trials: {took:.2f} s; ratio to the app's paint "
+                f"{took / figures['paint_s']:.1f}x; to an idle poll "
+                f"{took * 1000 / figures['idle_poll_ms']:.0f}x"
+            )
 
 
 if __name__ == "__main__":

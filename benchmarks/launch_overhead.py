@@ -89,7 +89,7 @@ PLAIN_CMD = [
 STUDY = "launch-overhead"
 TARGET = 0.95
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-SQLITE_BUSY_TIMEOUT_S = 120  # what tui_hpo.storage uses
+SQLITE_BUSY_TIMEOUT_S = 120  # what tui_hpo.storage.engines uses
 RUN_TIMEOUT_S = 900.0
 PYCACHE = Path(tempfile.gettempdir()) / "tui-hpo-bench-pycache"
 """Byte-code cache of both sides' processes (see ``_child_env``)."""
@@ -278,15 +278,26 @@ def run_tui_hpo(url: str, work: Path, n_trials: int, workers: int, sampler: str)
     prepare_storage(url, study=None, tuned_sqlite=False)  # tui-hpo sets WAL itself
     log_dir = work / f"logs-{uuid.uuid4().hex[:8]}"
     cmd = [
-        sys.executable, "-m", "tui_hpo", "launch", OBJECTIVE_SPEC,
-        "--study", STUDY,
-        "--storage", url,
-        "--n-trials", str(n_trials),
-        "--workers", str(workers),
-        "--sampler", sampler,
-        "--gpus", "none",
-        "--log-dir", str(log_dir),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "tui_hpo",
+        "launch",
+        OBJECTIVE_SPEC,
+        "--study",
+        STUDY,
+        "--storage",
+        url,
+        "--n-trials",
+        str(n_trials),
+        "--workers",
+        str(workers),
+        "--sampler",
+        sampler,
+        "--gpus",
+        "none",
+        "--log-dir",
+        str(log_dir),
+    ]
     out_path = work / "launch.out"
     with open(out_path, "wb") as out:
         cpu = _children_cpu()

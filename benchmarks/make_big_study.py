@@ -1,6 +1,6 @@
 """Make a large Optuna study fast, by bulk inserts straight into Optuna's own tables.
 
-What it is for: the app's readers (``tui_hpo.trialdata``) must stay quick at 100,000 trials, and
+What it is for: the app's readers (``tui_hpo.data.frames``) must stay quick at 100,000 trials, and
 ``benchmarks/read_figures.py`` measures them on such a study. Making one through Optuna's API
 (``study.add_trials`` or real ``optimize`` runs) costs tens of milliseconds per trial, over an
 hour for 100,000; this script writes the same rows with SQLAlchemy Core ``executemany``: about
@@ -34,7 +34,7 @@ What the study looks like (seeded, so the same arguments give the same rows):
   values for them through the storage, so the rows are what a tui-hpo study holds.)
 - tui-hpo's provenance user attrs on every trial: ``tui_hpo.host``, ``tui_hpo.gpu``,
   ``tui_hpo.sampler`` (``random`` for the first 5% of trials, then ``tpe``), ``tui_hpo.pid``,
-  ``tui_hpo.worker``.
+  ``tui_hpo.runtime.worker``.
 
 Run it on a storage nothing else writes to while it runs: trial ids are allocated from the
 current maximum, not by the database. The study is for reading benchmarks: don't continue a

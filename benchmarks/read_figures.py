@@ -13,7 +13,7 @@ measures:
     Optuna is timed there instead and its first read scaled linearly to this study's size
     (marked "scaled": a rough estimate; use a fallback of 20,000 trials or more so fixed costs
     don't dominate). Its refresh time and RSS are shown as measured on the smaller study.
-(b) ``tui_hpo.trialdata.StudyReader.poll()``, cold: the first poll of a new reader in this
+(b) ``tui_hpo.data.frames.StudyReader.poll()``, cold: the first poll of a new reader in this
     process (every trial's state, times, values, params and provenance attrs; no curves); then
     the best of ``--cold-repeat`` such polls by fresh readers, which a busy machine spoils less.
 (c) ``poll()`` again with nothing new: the median of ``--repeat`` polls (the app's steady state;
@@ -180,25 +180,26 @@ def measure_tui(
     end_trials: int,
     say: Callable[[str], None],
 ) -> TuiFigures:
-    from tui_hpo import reads, trialdata
-    from tui_hpo.storage import open_storage, parse_url
+    from tui_hpo.data import analysis, frames, summaries
+    from tui_hpo.storage.engines import open_storage
+    from tui_hpo.storage.urls import parse_url
 
     storage = open_storage(parse_url(url), must_exist=True)
     engine = storage.engine
     with engine.connect() as con:
-        study_id = reads.study_ids(con).get(study)
+        study_id = summaries.study_ids(con).get(study)
         if study_id is None:
             raise SystemExit(f"no study {study!r} in {url}")
-        directions = reads.directions(con, study_id)
+        directions = summaries.directions(con, study_id)
     gc.collect()
     rss_before = peak_rss_mib()
-    reader = trialdata.StudyReader(engine, study_id, directions)
+    reader = frames.StudyReader(engine, study_id, directions)
     cold_s, cold_cpu_s, frame = timed_cpu(reader.poll)
     rss_after = peak_rss_mib()
     say(f"  cold poll: {cold_s:.3f} s ({cold_cpu_s:.3f} s CPU), {len(frame):,} trials")
     best_cold_s, best_cold_cpu_s = cold_s, cold_cpu_s
     for _ in range(cold_repeat - 1):  # fresh readers: the best of a few, on a busy machine
-        t, c, _ = timed_cpu(trialdata.StudyReader(engine, study_id, directions).poll)
+        t, c, _ = timed_cpu(frames.StudyReader(engine, study_id, directions).poll)
         best_cold_s, best_cold_cpu_s = min(best_cold_s, t), min(best_cold_cpu_s, c)
     if cold_repeat > 1:
         say(
@@ -218,9 +219,9 @@ def measure_tui(
     curves_first_s, got = timed(lambda: reader.curves(ids))
     curves_s = median_time(lambda: reader.curves(ids), max(5, repeat // 5))
 
-    pareto_s = median_time(lambda: trialdata.pareto_mask(frame), 5)
-    front = int(trialdata.pareto_mask(frame).sum()) if frame.n_objectives > 1 else 0
-    hv_s = median_time(lambda: trialdata.hypervolume_history(frame), 5)
+    pareto_s = median_time(lambda: analysis.pareto_mask(frame), 5)
+    front = int(analysis.pareto_mask(frame).sum()) if frame.n_objectives > 1 else 0
+    hv_s = median_time(lambda: analysis.hypervolume_history(frame), 5)
     if frame.n_objectives == 1:  # pareto/hypervolume are for several objectives
         say("  single objective: pareto/hypervolume timed anyway, on one objective")
 
@@ -263,14 +264,15 @@ def measure_tui(
 
 def profile_cold_poll(url: str, study: str, top: int) -> str:
     """cProfile of one cold poll by a fresh reader: the top functions by own and total time."""
-    from tui_hpo import reads, trialdata
-    from tui_hpo.storage import open_storage, parse_url
+    from tui_hpo.data import frames, summaries
+    from tui_hpo.storage.engines import open_storage
+    from tui_hpo.storage.urls import parse_url
 
     engine = open_storage(parse_url(url), must_exist=True).engine
     with engine.connect() as con:
-        study_id = reads.study_ids(con)[study]
-        directions = reads.directions(con, study_id)
-    reader = trialdata.StudyReader(engine, study_id, directions)
+        study_id = summaries.study_ids(con)[study]
+        directions = summaries.directions(con, study_id)
+    reader = frames.StudyReader(engine, study_id, directions)
     prof = cProfile.Profile()
     prof.enable()
     reader.poll()

@@ -95,3 +95,4 @@ def objective(trial: optuna.Trial) -> tuple[float, float]:
 
 
 objective.directions = ["minimize", "minimize"]
+objective.metric_names = ["error", "n_params"]

@@ -36,14 +36,25 @@ from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
 
-from tui_hpo import control, reads, registry
 from tui_hpo.app.app import HelpScreen, TuiHpoApp
-from tui_hpo.app.forms import ConfirmScreen, EnqueueForm, NewStudyForm, PromptScreen, SettingForm
-from tui_hpo.app.studies_screen import StudiesScreen
-from tui_hpo.app.study_screen import PANES, StudyScreen
-from tui_hpo.app.trials_table import TrialsTable
-from tui_hpo.storage import open_storage, parse_url
-from tui_hpo.trialdata import STATE_CODE, STATE_NAMES
+from tui_hpo.app.screens.forms import (
+    ConfirmScreen,
+    EnqueueForm,
+    NewStudyForm,
+    PromptScreen,
+    SettingForm,
+)
+from tui_hpo.app.screens.studies import StudiesScreen
+from tui_hpo.app.screens.study import PANES, StudyScreen
+from tui_hpo.app.widgets.detail_pane import DetailPane
+from tui_hpo.app.widgets.front_pane import FrontPane
+from tui_hpo.app.widgets.trials_table import TrialsTable
+from tui_hpo.control import orders as control
+from tui_hpo.control import registry
+from tui_hpo.data import summaries as reads
+from tui_hpo.data.frames import STATE_CODE, STATE_NAMES
+from tui_hpo.storage.engines import open_storage
+from tui_hpo.storage.urls import parse_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -410,11 +421,24 @@ class Workers:
     ) -> None:
         self.studies.add(study)
         proc = run_cli(
-            "launch", objective, "--study", study, "--workers", str(workers),
-            "--n-trials", str(n_trials), "--detach", "--storage", self.url,
-            "--log-dir", str(self.log_dir), *FAST, *extra,
-            env={**NO_GPU, **(env or {})}, timeout=240,
-        )  # fmt: skip
+            "launch",
+            objective,
+            "--study",
+            study,
+            "--workers",
+            str(workers),
+            "--n-trials",
+            str(n_trials),
+            "--detach",
+            "--storage",
+            self.url,
+            "--log-dir",
+            str(self.log_dir),
+            *FAST,
+            *extra,
+            env={**NO_GPU, **(env or {})},
+            timeout=240,
+        )
         assert proc.returncode == 0, (proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stderr, proc.stderr
 
@@ -542,7 +566,7 @@ def test_enter_on_an_empty_storage_says_how_to_start(sqlite_url: str) -> None:
     async def scenario() -> None:
         app = App(sqlite_url)
         async with app.run_test(size=SMALL) as pilot:
-            await until(pilot, lambda: app._session is not None, "the storage to open")
+            await until(pilot, lambda: app.session._storage is not None, "the storage to open")
             await pilot.press("enter")
             await until(pilot, lambda: app.noted("no study yet", "warning"), "a warning", 5)
 
@@ -558,7 +582,7 @@ def test_new_study_form_rejects_bad_input_without_launching(sqlite_url: str, no_
     async def scenario() -> None:
         app = App(sqlite_url)
         async with app.run_test(size=SMALL) as pilot:
-            await until(pilot, lambda: app._session is not None, "the storage to open")
+            await until(pilot, lambda: app.session._storage is not None, "the storage to open")
             await pilot.press("n")
             await until(pilot, lambda: isinstance(app.screen, NewStudyForm), "the form")
             assert isinstance(app.focused, Input) and app.focused.id == "study"
@@ -621,7 +645,7 @@ def test_new_study_form_launches_workers(
             _fill(app, objective=QUADRATIC, n_trials="6", workers="1")
             await submit_form(pilot, "workers")
             await open_study(pilot, app, "made")
-            await until(pilot, lambda: app.noted("launched 1 worker(s) on made"), "the notice")
+            await until(pilot, lambda: app.noted("made: launched 1 worker(s)"), "the notice")
 
             def all_ended() -> bool:
                 c = study_screen(app).snapshot.counts  # type: ignore[union-attr]
@@ -660,7 +684,7 @@ def test_p_pauses_and_resumes(storage_url: str) -> None:
             assert "PAUSED" not in header(app)
             await pilot.press("p")
             await until(pilot, lambda: "PAUSED" in header(app), "PAUSED in the header")
-            assert app.noted("paused: running trials finish")
+            assert app.noted("s: paused (running trials finish; no new trial starts until resume)")
             assert status(storage_url, "s")["paused"] is True
             await pilot.press("p")
             await until(pilot, lambda: "PAUSED" not in header(app), "PAUSED gone")
@@ -789,17 +813,24 @@ def test_commands_refuse_what_they_cannot_do(sqlite_url: str) -> None:
             assert table_of(app).go_to_number(0)
             await selected_settles(pilot, app, 0)
             await pilot.press("x")
-            await until(pilot, lambda: app.noted("trial 0 is not running (COMPLETE)", "warning"),
-                        "the warning")  # fmt: skip
+            await until(
+                pilot,
+                lambda: app.noted("trial 0 is not running (it is COMPLETE)", "warning"),
+                "the warning",
+            )
             table_of(app).go_to_number(1)
             await selected_settles(pilot, app, 1)
             await pilot.press("X")
-            await until(pilot, lambda: app.noted("trial 1 is not running (PRUNED)", "warning"),
-                        "the warning")  # fmt: skip
+            await until(
+                pilot,
+                lambda: app.noted("trial 1 is not running (it is PRUNED)", "warning"),
+                "the warning",
+            )
             assert isinstance(app.screen, StudyScreen)  # no confirmation asked
             await pilot.press("plus")
-            await until(pilot, lambda: app.noted("was not launched by tui-hpo", "error"),
-                        "the scale error")  # fmt: skip
+            await until(
+                pilot, lambda: app.noted("was not launched by tui-hpo", "error"), "the scale error"
+            )
             await pilot.pause(0.5)
         assert [(t.number, t.state) for t in trials_of(sqlite_url, "s")] == before
         assert not Workers(sqlite_url, Path()).pids()
@@ -877,15 +908,18 @@ def test_e_enqueues_a_trial_prefilled_from_the_selected_one(storage_url: str) ->
             await until(pilot, lambda: "not valid JSON" in form_error(app), "the JSON error")
             _fill(app, params="{}")
             await submit_form(pilot, "params")
-            await until(pilot, lambda: "at least one param" in form_error(app), "the error")
+            await until(pilot, lambda: "give at least one" in form_error(app), "the error")
             assert isinstance(app.screen, EnqueueForm)
             assert not waiting()
 
             _fill(app, params=prefilled)
             await submit_form(pilot, "params")
             await until(pilot, lambda: app.noted("queued "), "the queued notice")
-            await until(pilot, lambda: "waiting 1" in text(app.screen.query_one("#counts")),
-                        "the queued trial on screen")  # fmt: skip
+            await until(
+                pilot,
+                lambda: "waiting 1" in text(app.screen.query_one("#counts")),
+                "the queued trial on screen",
+            )
             (queued,) = waiting()
             assert queued.system_attrs["fixed_params"] == json.loads(prefilled)
 
@@ -911,7 +945,7 @@ SQLITE_DIGITS_BUG = (
     "storage_url",
     ["sqlite", "postgresql"],
     indirect=True,
-)  # fmt: skip
+)
 def test_enqueue_prefill_is_the_selected_trials_exact_params(storage_url: str) -> None:
     plain_study(storage_url, "s")
     stored = trials_of(storage_url, "s")
@@ -952,12 +986,14 @@ def test_plus_and_minus_scale_local_workers(
             await until_db(pilot, live_count(1), "one live worker")
 
             await pilot.press("plus")
-            await until(pilot, lambda: app.noted("started 1 worker(s): 1 -> 2"), "the notice")
+            await until(
+                pilot, lambda: app.noted("1 -> 2 local workers (started on cpu)"), "the notice"
+            )
             await until_db(pilot, live_count(2), "two live workers")
             await until(pilot, lambda: "workers 2" in header(app), "two workers on screen")
 
             await pilot.press("minus")
-            await until(pilot, lambda: app.noted("1 worker(s) leave after"), "the notice")
+            await until(pilot, lambda: app.noted("leave after their current trial"), "the notice")
             await until_db(pilot, lambda: len(live(storage_url, "s")) == 1, "one worker left")
             await until(pilot, lambda: "workers 1" in header(app), "one worker on screen")
             exited = [w for w in workers_of(storage_url, "s") if w.state == "exited"]
@@ -990,7 +1026,9 @@ def test_K_stops_every_worker_after_confirmation(
             await pilot.press("K")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
             await pilot.press("y")
-            await until(pilot, lambda: app.noted("every worker leaves"), "the notice")
+            await until(
+                pilot, lambda: app.noted("workers leave after their current trial"), "the notice"
+            )
             await until(pilot, lambda: "STOPPING" in header(app), "STOPPING in the header")
             rows = await until_db(
                 pilot,
@@ -1080,7 +1118,7 @@ def test_filter_prompt(sqlite_url: str) -> None:
             await until(pilot, lambda: app.noted("expected a value", "error"), "the error")
             await pilot.pause(0.5)
             assert np.array_equal(table_of(app).view, view)
-            assert study_screen(app).filter_text == "state == COMPLETE"
+            assert study_screen(app).trials.filter_text == "state == COMPLETE"
 
             await prompt(pilot, "slash", "")
             await until(pilot, lambda: len(table_of(app).view) == len(MIXED), "every trial")
@@ -1101,7 +1139,7 @@ def test_filter_with_unknown_field_leaves_the_view_as_it_was(sqlite_url: str) ->
             await prompt(pilot, "slash", "nosuch > 1")
             await until(pilot, lambda: app.noted("unknown field", "error"), "the error")
             await pilot.pause(1.0)
-            assert study_screen(app).filter_text == "state == COMPLETE"
+            assert study_screen(app).trials.filter_text == "state == COMPLETE"
             assert np.array_equal(table_of(app).view, view)
 
     run(scenario())
@@ -1124,13 +1162,19 @@ def test_sort_reverse_and_jump(sqlite_url: str) -> None:
             await until(pilot, lambda: table_of(app).sort_key == "state", "sort by state")
             await until(pilot, lambda: "state▲" in header_line(app), "the header arrow")
             codes = [STATE_CODE[s] for s in shown_states(app)]
-            await until(pilot, lambda: [STATE_CODE[s] for s in shown_states(app)]
-                        == sorted(codes), "rows sorted by state")  # fmt: skip
+            await until(
+                pilot,
+                lambda: [STATE_CODE[s] for s in shown_states(app)] == sorted(codes),
+                "rows sorted by state",
+            )
 
             await pilot.press("r")
             await until(pilot, lambda: table_of(app).descending, "descending")
-            await until(pilot, lambda: [STATE_CODE[s] for s in shown_states(app)]
-                        == sorted(codes, reverse=True), "rows reversed")  # fmt: skip
+            await until(
+                pilot,
+                lambda: [STATE_CODE[s] for s in shown_states(app)] == sorted(codes, reverse=True),
+                "rows reversed",
+            )
             assert "state▼" in header_line(app)
 
             await pilot.press("s")
@@ -1171,7 +1215,7 @@ def test_jump_to_a_trial_hidden_by_the_filter_clears_the_filter(sqlite_url: str)
             await until(pilot, lambda: set(shown_states(app)) == {"COMPLETE"}, "complete only")
             await prompt(pilot, "g", "3")  # trial 3 FAILed: hidden by the filter
             await until(pilot, lambda: len(table_of(app).view) == len(MIXED), "filter cleared")
-            assert study_screen(app).filter_text == ""
+            assert study_screen(app).trials.filter_text == ""
             await until(pilot, lambda: table_of(app).selected_number() == 3, "trial 3", 8)
 
     run(scenario())
@@ -1195,13 +1239,16 @@ def test_c_pins_the_selected_trial_for_comparison(sqlite_url: str) -> None:
             await until(pilot, lambda: "trial 0" in text(detail), "trial 0's detail")
             await until(pilot, lambda: "comparing 1 pinned" in text(detail), "the pinned line")
             curves = app.screen.query_one("#curves")
-            await until(pilot, lambda: "#2" in text(curves) and "#0" in text(curves),
-                        "both curves in the plot")  # fmt: skip
+            await until(
+                pilot,
+                lambda: "#2" in text(curves) and "#0" in text(curves),
+                "both curves in the plot",
+            )
             await prompt(pilot, "g", "2")
             await selected_settles(pilot, app, 2)
             await pilot.press("c")
             await until(pilot, lambda: app.noted("trial 2 unpinned"), "the notice")
-            assert study_screen(app).pinned == []
+            assert study_screen(app).query_one(DetailPane).pinned == []
 
     run(scenario())
 
@@ -1242,8 +1289,11 @@ def test_wide_layout_shows_four_panes(sqlite_url: str) -> None:
 
             assert shown() == ["trials", "front", "detail", "workers"]
             await pilot.press("4")
-            await until(pilot, lambda: shown() == ["trials", "detail", "importance", "workers"],
-                        "importance instead of the front")  # fmt: skip
+            await until(
+                pilot,
+                lambda: shown() == ["trials", "detail", "importance", "workers"],
+                "importance instead of the front",
+            )
             await pilot.press("6")
             await until(pilot, lambda: shown() == ["trials", "detail", "log"], "the log")
 
@@ -1262,12 +1312,15 @@ def test_a_cycles_axes_on_a_three_objective_study(sqlite_url: str) -> None:
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s3", 8)
             await pilot.press("2")
-            await until(pilot, lambda: "objectives 0 and 1" in _pareto_title(app), "axes 0, 1")
+            await until(pilot, lambda: "Pareto front: v0 and v1" in _pareto_title(app), "axes 0, 1")
             for a, b in [(0, 2), (1, 2), (0, 1)]:
                 await pilot.press("a")
-                await until(pilot, lambda a=a, b=b: f"objectives {a} and {b}" in _pareto_title(app),
-                            f"axes {a}, {b}")  # fmt: skip
-                assert study_screen(app).axes == (a, b)
+                await until(
+                    pilot,
+                    lambda a=a, b=b: f"Pareto front: v{a} and v{b}" in _pareto_title(app),
+                    f"axes {a}, {b}",
+                )
+                assert study_screen(app).query_one(FrontPane).axes == (a, b)
 
     run(scenario())
 

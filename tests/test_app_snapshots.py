@@ -30,10 +30,11 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from tui_hpo.app.app import TuiHpoApp
-from tui_hpo.app.studies_screen import StudiesScreen
-from tui_hpo.app.study_screen import StudyScreen
-from tui_hpo.app.trials_table import TrialsTable
-from tui_hpo.storage import parse_url
+from tui_hpo.app.screens.studies import StudiesScreen
+from tui_hpo.app.screens.study import StudyScreen
+from tui_hpo.app.widgets.front_pane import FrontPane
+from tui_hpo.app.widgets.trials_table import TrialsTable
+from tui_hpo.storage.urls import parse_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -215,7 +216,7 @@ def study_loaded(name: str, n_trials: int, curves: bool) -> Callable[[Pilot[Any]
                 return False
             front_shown = screen.query_one("#front").display
             if front_shown and len(snap.directions) > 1:  # hypervolume: a thread worker
-                if screen._hv_generation != snap.frame.generation:
+                if screen.query_one(FrontPane).hv_generation != snap.frame.generation:
                     return False
             if curves and screen.query_one("#detail").display:  # they come after the detail
                 return "#0" in str(screen.query_one("#curves").render())

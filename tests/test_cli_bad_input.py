@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from conftest import run_cli
 
-from tui_hpo import gpus
 from tui_hpo.cli import cli
+from tui_hpo.machine import gpus
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -327,9 +327,18 @@ def test_direction_count_disagrees_with_existing_study(storage_url: str, workdir
 def test_direction_count_disagrees_subprocess(sqlite_url: str, workdir: Path) -> None:
     make_study(sqlite_url, "MO", ["minimize", "minimize"])
     proc = run_cli(
-        "launch", "objectives.synthetic:zdt1", "--study", "MO", "--direction", "minimize",
-        "--storage", sqlite_url, "--n-trials", "1", cwd=workdir,
-    )  # fmt: skip
+        "launch",
+        "objectives.synthetic:zdt1",
+        "--study",
+        "MO",
+        "--direction",
+        "minimize",
+        "--storage",
+        sqlite_url,
+        "--n-trials",
+        "1",
+        cwd=workdir,
+    )
     assert_one_error_proc(proc, "disagree with the existing study's minimize,minimize")
     assert study_names(sqlite_url) == ["MO"]
     assert not (workdir / "tui-hpo-logs").exists()
@@ -337,10 +346,23 @@ def test_direction_count_disagrees_subprocess(sqlite_url: str, workdir: Path) ->
 
 def test_direction_flags_disagreeing_with_objective_count(sqlite_url: str, workdir: Path) -> None:
     proc = run_cli(
-        "launch", "objectives.synthetic:zdt1", "--study", "Z", "--direction", "minimize",
-        "--storage", sqlite_url, "--n-trials", "1", "--workers", "1",
-        "--log-dir", str(workdir / "logs"), cwd=workdir, timeout=60,
-    )  # fmt: skip
+        "launch",
+        "objectives.synthetic:zdt1",
+        "--study",
+        "Z",
+        "--direction",
+        "minimize",
+        "--storage",
+        sqlite_url,
+        "--n-trials",
+        "1",
+        "--workers",
+        "1",
+        "--log-dir",
+        str(workdir / "logs"),
+        cwd=workdir,
+        timeout=60,
+    )
     assert_one_error_proc(proc, "direction")
     assert study_names(sqlite_url) == []
 

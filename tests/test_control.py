@@ -142,8 +142,7 @@ class Steered:
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """``tui-hpo ARGS --storage URL`` (ARGS name the study where the command takes one)."""
-        return run_cli(*args, "--storage", self.url, env={**NO_GPU, **(env or {})},
-                       timeout=timeout)  # fmt: skip
+        return run_cli(*args, "--storage", self.url, env={**NO_GPU, **(env or {})}, timeout=timeout)
 
     def steer(self, command: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.cli(command, self.name, *args, **kw)
@@ -163,8 +162,19 @@ class Steered:
         n_trials: int | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        args = ["launch", objective, "--study", self.name, "--log-dir", str(self.log_dir),
-                "--workers", str(workers), *FAST_STEERING, "--detach", *extra]  # fmt: skip
+        args = [
+            "launch",
+            objective,
+            "--study",
+            self.name,
+            "--log-dir",
+            str(self.log_dir),
+            "--workers",
+            str(workers),
+            *FAST_STEERING,
+            "--detach",
+            *extra,
+        ]
         if n_trials is not None:
             args += ["--n-trials", str(n_trials)]
         assert_ok(self.cli(*args, env=env, timeout=180))
@@ -334,8 +344,11 @@ def test_pause_stops_new_trials_and_resume_restarts_them(study: Steered) -> None
 
     paused_at = study.ok("pause")
     time.sleep(4)
-    late = [(t.number, started_at(t) - paused_at) for t in study.trials()
-            if started_at(t) > paused_at + 1.0]  # fmt: skip
+    late = [
+        (t.number, started_at(t) - paused_at)
+        for t in study.trials()
+        if started_at(t) > paused_at + 1.0
+    ]
     assert not late, f"trials started more than 1 s after pause returned: {late}"
 
     def all_paused() -> list[dict[str, Any]] | None:
@@ -454,8 +467,7 @@ def _assert_pruned_on_order(study: Steered, number: int, ordered_at: float, step
 
 
 def test_prune_trial(study: Steered) -> None:
-    study.launch(SLOW, "--pruner", "none", workers=1, n_trials=6,
-                 env={"TUI_HPO_DEMO_SLEEP": "0.5"})  # fmt: skip
+    study.launch(SLOW, "--pruner", "none", workers=1, n_trials=6, env={"TUI_HPO_DEMO_SLEEP": "0.5"})
     number, ordered_at = _prune_a_running_trial(study)
     _assert_pruned_on_order(study, number, ordered_at, steps=10)
     # only the order pruned: no other trial of this pruner-less study was pruned
@@ -517,8 +529,9 @@ def test_fail_trial_kills_a_hung_worker_and_replaces_it(study: Steered) -> None:
     assert study.trial_state(other.number) == "RUNNING"  # the other worker's trial is untouched
 
     def replacement() -> FrozenTrial | None:
-        fresh = [t for t in study.running_with_pid()
-                 if t.user_attrs["tui_hpo.pid"] not in seen_pids]  # fmt: skip
+        fresh = [
+            t for t in study.running_with_pid() if t.user_attrs["tui_hpo.pid"] not in seen_pids
+        ]
         return fresh[0] if fresh else None
 
     new = wait_for(replacement, 120, "a replacement worker to take the next trial")
@@ -550,16 +563,24 @@ def test_freeze_survives_the_stale_sweep_and_thaw_continues(study: Steered) -> N
 
     time.sleep(5)  # more than the 2 s grace period
     sweeper = subprocess.run(
-        [sys.executable, "-c", (
-            "import sys, warnings, optuna\n"
-            "warnings.simplefilter('ignore')\n"
-            "storage = optuna.storages.RDBStorage(sys.argv[1], heartbeat_interval=1, "
-            "grace_period=2)\n"
-            "study = optuna.load_study(study_name=sys.argv[2], storage=storage)\n"
-            "optuna.storages.fail_stale_trials(study)\n"
-        ), study.url, study.name],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, warnings, optuna\n"
+                "warnings.simplefilter('ignore')\n"
+                "storage = optuna.storages.RDBStorage(sys.argv[1], heartbeat_interval=1, "
+                "grace_period=2)\n"
+                "study = optuna.load_study(study_name=sys.argv[2], storage=storage)\n"
+                "optuna.storages.fail_stale_trials(study)\n"
+            ),
+            study.url,
+            study.name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert sweeper.returncode == 0, sweeper.stderr
     t = study.trial(frozen.number)
     assert t.state.name == "RUNNING"
@@ -720,7 +741,8 @@ def _together(study: Steered, *commands: tuple[str, ...]) -> None:
 
 
 def _orders(study: Steered) -> tuple[bool, str, str]:
-    from tui_hpo import control, reads
+    from tui_hpo.control import orders as control
+    from tui_hpo.data import summaries as reads
 
     with study.engine.connect() as con:
         o = control.read_orders(con, reads.study_ids(con)[study.name])
@@ -798,8 +820,15 @@ def _run_all(study: Steered, commands: list[tuple[str, ...]]) -> list[tuple[tupl
 
 def _snapshot(study: Steered) -> dict[str, Any]:
     out = {}
-    for table in ("tui_hpo_requests", "tui_hpo_studies", "tui_hpo_settings", "tui_hpo_workers",
-                  "studies", "trials", "trial_user_attributes"):  # fmt: skip
+    for table in (
+        "tui_hpo_requests",
+        "tui_hpo_studies",
+        "tui_hpo_settings",
+        "tui_hpo_workers",
+        "studies",
+        "trials",
+        "trial_user_attributes",
+    ):
         out[table] = study.sql(f"SELECT * FROM {table}")
     return out
 
@@ -819,7 +848,7 @@ def _in_process(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_bad_steering_commands_change_nothing(study: Steered) -> None:
-    from tui_hpo import tables
+    from tui_hpo.storage import tables
 
     real = optuna.create_study(study_name=study.name, storage=study.storage)
     real.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
@@ -836,8 +865,11 @@ def test_bad_steering_commands_change_nothing(study: Steered) -> None:
         ("fail-trial", study.name, "2"),
     ]
     # most in this process; a few as real commands, the way a user meets them
-    real_ones = [("pause", "no-such-study"), ("fail-trial", study.name, "1"),
-                 ("prune-trial", study.name, "99")]  # fmt: skip
+    real_ones = [
+        ("pause", "no-such-study"),
+        ("fail-trial", study.name, "1"),
+        ("prune-trial", study.name, "99"),
+    ]
     results = _run_all(study, real_ones) + [
         (c, _in_process(*c, "--storage", study.url)) for c in commands if c not in real_ones
     ]
@@ -887,7 +919,7 @@ def test_freeze_of_a_worker_in_the_middle_of_a_write(sqlite_study: Steered) -> N
     """Freeze/thaw a worker whose trials write to the storage all the time. ``freeze`` here is
     the function behind the command, on an engine that waits 5 s for the write lock instead of
     the CLI's 120 s (the outcome is the same, only sooner)."""
-    from tui_hpo import processes
+    from tui_hpo.control import local_workers
 
     s = sqlite_study
     path = s.tmp_path / "writer.py"
@@ -898,9 +930,9 @@ def test_freeze_of_a_worker_in_the_middle_of_a_write(sqlite_study: Steered) -> N
     engine = sa.create_engine(s.url, connect_args={"timeout": 5}, poolclass=sa.pool.NullPool)
     try:
         for _ in range(200):
-            processes.freeze(engine, row["study_id"])
+            local_workers.freeze(engine, row["study_id"])
             assert proc_state(row["pid"]) == "T"
-            processes.thaw(engine, row["study_id"])
+            local_workers.thaw(engine, row["study_id"])
             assert proc_state(row["pid"]) != "T"
     finally:
         engine.dispose()
@@ -944,13 +976,19 @@ def test_a_frozen_worker_that_dies_is_swept_like_any_other(sqlite_study: Steered
 
 
 def test_scale_recipe_keeps_the_poll_interval(tmp_path: Path) -> None:
-    from tui_hpo.launcher import WorkerRecipe
-    from tui_hpo.storage import Heartbeat
+    from tui_hpo.runtime.spawn import WorkerRecipe
+    from tui_hpo.storage.engines import Heartbeat
 
     recipe = WorkerRecipe(
-        objective=SLOW, study="S", storage_url="sqlite:///x.db", gpus=[], workers_per_gpu=None,
-        heartbeat=Heartbeat(1, 2, None), log_dir=tmp_path, poll_interval=0.2,
-    )  # fmt: skip
+        objective=SLOW,
+        study="S",
+        storage_url="sqlite:///x.db",
+        gpus=[],
+        workers_per_gpu=None,
+        heartbeat=Heartbeat(1, 2, None),
+        log_dir=tmp_path,
+        poll_interval=0.2,
+    )
     back = WorkerRecipe.from_json(recipe.to_json(), "S", "sqlite:///x.db")
     assert back.poll_interval == 0.2
 
@@ -960,7 +998,7 @@ def test_fail_trial_spares_a_process_that_reused_a_dead_workers_pid(
 ) -> None:
     """A worker died (no supervisor left to tidy up) and left its trial RUNNING; its pid now
     belongs to an unrelated process, played here by ``sleep``."""
-    from tui_hpo import tables
+    from tui_hpo.storage import tables
 
     s = sqlite_study
     stranger = subprocess.Popen(["sleep", "600"])
@@ -971,13 +1009,17 @@ def test_fail_trial_spares_a_process_that_reused_a_dead_workers_pid(
         with s.engine.begin() as con:
             worker_id = con.execute(
                 tables.workers.insert().values(
-                    study_id=optuna_study._study_id, host=socket.gethostname(), pid=stranger.pid,
-                    state="running", trial_number=trial.number, trials_done=0,
+                    study_id=optuna_study._study_id,
+                    host=socket.gethostname(),
+                    pid=stranger.pid,
+                    state="running",
+                    trial_number=trial.number,
+                    trials_done=0,
                     stop_requested=False,
                     # the worker registered a minute ago and died; its pid went to `sleep` since
                     started_at=sa.func.datetime("now", "-60 seconds"),
                 )
-            ).inserted_primary_key[0]  # fmt: skip
+            ).inserted_primary_key[0]
         for key, value in (
             ("tui_hpo.host", socket.gethostname()),
             ("tui_hpo.pid", stranger.pid),

@@ -70,9 +70,15 @@ def cleanup(url: str, study: str) -> Iterator[None]:
 
 def _launch(url: str, study: str, tmp: Path, *args: str, sleep: str = "0.1") -> None:
     out = run_cli(
-        "launch", *args, "--study", study, "--log-dir", str(tmp / "logs"), "--detach",
+        "launch",
+        *args,
+        "--study",
+        study,
+        "--log-dir",
+        str(tmp / "logs"),
+        "--detach",
         env={"TUI_HPO_STORAGE": url, "TUI_HPO_DEMO_SLEEP": sleep},
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -86,19 +92,41 @@ def _ended(counts: dict[str, int]) -> int:
 def test_sigkilled_worker_fails_its_trial_and_is_replaced(storage_url: str, tmp_path: Path):
     study = "kill9"
     with cleanup(storage_url, study):
-        _launch(storage_url, study, tmp_path, "objectives.synthetic:slow", "--n-trials", "8",
-                "--workers", "2", "--heartbeat-interval", "1", "--grace-period", "3",
-                "--retry-failed", "1", sleep="0.3")  # fmt: skip
+        _launch(
+            storage_url,
+            study,
+            tmp_path,
+            "objectives.synthetic:slow",
+            "--n-trials",
+            "8",
+            "--workers",
+            "2",
+            "--heartbeat-interval",
+            "1",
+            "--grace-period",
+            "3",
+            "--retry-failed",
+            "1",
+            sleep="0.3",
+        )
         running: list[dict] = []
-        _wait(lambda: bool(running.extend(w for w in _workers(storage_url, study)
-                                          if w["state"] == "running") or running),
-              90, "a running trial")  # fmt: skip
+        _wait(
+            lambda: bool(
+                running.extend(w for w in _workers(storage_url, study) if w["state"] == "running")
+                or running
+            ),
+            90,
+            "a running trial",
+        )
         victim = running[0]
         os.kill(victim["pid"], signal.SIGKILL)
         killed = victim["trial"]
         s = optuna.load_study(study_name=study, storage=storage_url)
-        _wait(lambda: s.trials[killed].state == optuna.trial.TrialState.FAIL, 10,
-              "the killed trial to be FAIL")  # fmt: skip
+        _wait(
+            lambda: s.trials[killed].state == optuna.trial.TrialState.FAIL,
+            10,
+            "the killed trial to be FAIL",
+        )
         assert "died" in s.trials[killed].user_attrs.get("tui_hpo.fail_reason", "")
         _wait(lambda: _ended(_counts(storage_url, study)) >= 9, 180, "the budget to be spent")
         _wait(lambda: _counts(storage_url, study)["RUNNING"] == 0, 60, "no RUNNING trial")
@@ -118,8 +146,18 @@ def test_sigkilled_worker_fails_its_trial_and_is_replaced(storage_url: str, tmp_
 def test_trial_timeout_fails_a_hanging_trial(sqlite_url: str, tmp_path: Path) -> None:
     study = "hang"
     with cleanup(sqlite_url, study):
-        _launch(sqlite_url, study, tmp_path, "objectives.synthetic:hang", "--n-trials", "2",
-                "--workers", "1", "--trial-timeout", "3")  # fmt: skip
+        _launch(
+            sqlite_url,
+            study,
+            tmp_path,
+            "objectives.synthetic:hang",
+            "--n-trials",
+            "2",
+            "--workers",
+            "1",
+            "--trial-timeout",
+            "3",
+        )
         _wait(lambda: _ended(_counts(sqlite_url, study)) == 2, 120, "both trials to end")
     trials = optuna.load_study(study_name=study, storage=sqlite_url).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
@@ -150,22 +188,32 @@ class OwnPostgres:
         os.chmod(self.root, 0o777)
         self.data = self.root / "data"
         self.port = _free_port()
-        self._as_postgres(f"{self.bin}/initdb", "-D", str(self.data), "-A", "trust",
-                          "-U", "postgres", "--no-sync")  # fmt: skip
+        self._as_postgres(
+            f"{self.bin}/initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"
+        )
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _as_postgres(self, *cmd: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True,
-                       capture_output=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=120
+        )
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._as_postgres(f"{self.bin}/pg_ctl", "-D", str(self.data), "-o", opts, "-w",
-                          "-l", str(self.root / "log"), "start")  # fmt: skip
+        self._as_postgres(
+            f"{self.bin}/pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-w",
+            "-l",
+            str(self.root / "log"),
+            "start",
+        )
 
     def stop(self) -> None:
-        self._as_postgres(f"{self.bin}/pg_ctl", "-D", str(self.data), "-m", "fast", "-w",
-                          "stop")  # fmt: skip
+        self._as_postgres(f"{self.bin}/pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def remove(self) -> None:
         with contextlib.suppress(Exception):
@@ -187,13 +235,27 @@ def test_postgres_down_for_ten_seconds(own_postgres: OwnPostgres, tmp_path: Path
     url, study = own_postgres.url, "outage"
     n = 30
     with cleanup(url, study):
-        _launch(url, study, tmp_path, "objectives.synthetic:slow", "--n-trials", str(n),
-                "--workers", "2", "--heartbeat-interval", "2", "--grace-period", "60",
-                "--pruner", "none", sleep="0.1")  # fmt: skip
+        _launch(
+            url,
+            study,
+            tmp_path,
+            "objectives.synthetic:slow",
+            "--n-trials",
+            str(n),
+            "--workers",
+            "2",
+            "--heartbeat-interval",
+            "2",
+            "--grace-period",
+            "60",
+            "--pruner",
+            "none",
+            sleep="0.1",
+        )
         _wait(lambda: _ended(_counts(url, study)) >= 4, 120, "some trials to end")
 
         from tui_hpo.app.app import TuiHpoApp
-        from tui_hpo.storage import parse_url
+        from tui_hpo.storage.urls import parse_url
 
         async def outage() -> tuple[bool, bool]:
             app = TuiHpoApp(parse_url(url), study)
@@ -231,7 +293,7 @@ def test_postgres_down_for_ten_seconds(own_postgres: OwnPostgres, tmp_path: Path
         (t.number, t.state, t.user_attrs.get("tui_hpo.fail_reason"))
         for t in trials
         if t.state != optuna.trial.TrialState.COMPLETE
-    ]  # fmt: skip  (--pruner none: every trial that survived the outage completes)
+    ]  # --pruner none: every trial that survived the outage completes
     logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
     assert "storage unreachable" in logs  # the workers noticed, waited, carried on
 
@@ -242,10 +304,21 @@ def test_postgres_down_for_ten_seconds(own_postgres: OwnPostgres, tmp_path: Path
 def test_sqlite_sixteen_workers_two_thousand_trials(sqlite_url: str, tmp_path: Path) -> None:
     study = "many"
     out = run_cli(
-        "launch", "objectives.synthetic:quadratic", "--study", study, "--n-trials", "2000",
-        "--workers", "16", "--sampler", "random", "--log-dir", str(tmp_path / "logs"),
-        env={"TUI_HPO_STORAGE": sqlite_url}, timeout=900,
-    )  # fmt: skip
+        "launch",
+        "objectives.synthetic:quadratic",
+        "--study",
+        study,
+        "--n-trials",
+        "2000",
+        "--workers",
+        "16",
+        "--sampler",
+        "random",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        env={"TUI_HPO_STORAGE": sqlite_url},
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     counts = _counts(sqlite_url, study)
     assert _ended(counts) == 2000 and counts["RUNNING"] == counts["WAITING"] == 0
@@ -264,20 +337,48 @@ def test_workers_outlive_the_app(how: str, sqlite_url: str, tmp_path: Path) -> N
         pytest.fail("tmux is needed (apt-get install tmux)")
     study = f"outlive-{how.lower()}"
     with cleanup(sqlite_url, study):
-        _launch(sqlite_url, study, tmp_path, "objectives.synthetic:slow", "--n-trials", "200",
-                "--workers", "2", sleep="0.2")  # fmt: skip
-        _wait(lambda: sum(w["state"] == "running" for w in _workers(sqlite_url, study)) == 2,
-              90, "two running workers")  # fmt: skip
+        _launch(
+            sqlite_url,
+            study,
+            tmp_path,
+            "objectives.synthetic:slow",
+            "--n-trials",
+            "200",
+            "--workers",
+            "2",
+            sleep="0.2",
+        )
+        _wait(
+            lambda: sum(w["state"] == "running" for w in _workers(sqlite_url, study)) == 2,
+            90,
+            "two running workers",
+        )
         before = {w["pid"] for w in _workers(sqlite_url, study) if w["state"] != "exited"}
         session = f"tuihpo-{os.getpid()}-{how}"
         cmd = f"{sys.executable} -m tui_hpo ui --storage {sqlite_url} --study {study}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-                        f"TERM=xterm-256color {cmd}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                "80",
+                "-y",
+                "24",
+                f"TERM=xterm-256color {cmd}",
+            ],
+            check=True,
+        )
         try:
 
             def app_pid() -> int | None:
-                out = subprocess.run(["pgrep", "-f", f"tui_hpo ui --storage {sqlite_url}"],
-                                     capture_output=True, text=True)  # fmt: skip
+                out = subprocess.run(
+                    ["pgrep", "-f", f"tui_hpo ui --storage {sqlite_url}"],
+                    capture_output=True,
+                    text=True,
+                )
                 pids = [int(p) for p in out.stdout.split()]
                 return pids[0] if pids else None
 
@@ -286,8 +387,9 @@ def test_workers_outlive_the_app(how: str, sqlite_url: str, tmp_path: Path) -> N
 
             def shows_study() -> bool:
                 nonlocal screen
-                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                                        capture_output=True, text=True).stdout  # fmt: skip
+                screen = subprocess.run(
+                    ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+                ).stdout
                 return "running" in screen and study in screen
 
             _wait(shows_study, 60, "the app to show the study")
@@ -307,7 +409,7 @@ def test_workers_outlive_the_app(how: str, sqlite_url: str, tmp_path: Path) -> N
 
         # a new app re-attaches: it lists the same workers
         from tui_hpo.app.app import TuiHpoApp
-        from tui_hpo.storage import parse_url
+        from tui_hpo.storage.urls import parse_url
 
         async def reattach() -> set[int]:
             app = TuiHpoApp(parse_url(sqlite_url), study)
@@ -329,12 +431,21 @@ def test_workers_outlive_the_app(how: str, sqlite_url: str, tmp_path: Path) -> N
 def test_app_and_cli_steering_at_once(storage_url: str, tmp_path: Path) -> None:
     study = "two-controllers"
     with cleanup(storage_url, study):
-        _launch(storage_url, study, tmp_path, "objectives.synthetic:slow", "--n-trials", "200",
-                "--workers", "1", sleep="0.1")  # fmt: skip
+        _launch(
+            storage_url,
+            study,
+            tmp_path,
+            "objectives.synthetic:slow",
+            "--n-trials",
+            "200",
+            "--workers",
+            "1",
+            sleep="0.1",
+        )
         _wait(lambda: _counts(storage_url, study)["RUNNING"] >= 1, 90, "a running trial")
 
         from tui_hpo.app.app import TuiHpoApp
-        from tui_hpo.storage import parse_url
+        from tui_hpo.storage.urls import parse_url
 
         async def both() -> None:
             app = TuiHpoApp(parse_url(storage_url), study)
@@ -346,7 +457,7 @@ def test_app_and_cli_steering_at_once(storage_url: str, tmp_path: Path) -> None:
                 cli = subprocess.Popen(
                     [sys.executable, "-m", "tui_hpo", "set-sampler", study, "random"],
                     env={**os.environ, "TUI_HPO_STORAGE": storage_url},
-                )  # fmt: skip
+                )
                 await pilot.press("p")  # the app pauses while the CLI switches the sampler
                 assert await asyncio.to_thread(cli.wait, 60) == 0
                 for _ in range(100):
@@ -356,7 +467,10 @@ def test_app_and_cli_steering_at_once(storage_url: str, tmp_path: Path) -> None:
                         break
 
         asyncio.run(both())
-        out = json.loads(run_cli("status", "--study", study, "--json",
-                                 env={"TUI_HPO_STORAGE": storage_url}).stdout)  # fmt: skip
+        out = json.loads(
+            run_cli(
+                "status", "--study", study, "--json", env={"TUI_HPO_STORAGE": storage_url}
+            ).stdout
+        )
         s = out["studies"][0]
         assert s["paused"] is True and s["sampler"]["name"] == "random"

@@ -1,4 +1,4 @@
-"""The trials table's filter language (tui_hpo.filters) on a hand-built TrialFrame.
+"""The trials table's filter language (tui_hpo.data.filters) on a hand-built TrialFrame.
 
 The frame has one row per trial, 0..7, chosen so each filter below picks a different set; the
 table in ``ROWS`` is the same data as written out in ``frame()``, for reading the expectations.
@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from tui_hpo import filters
+from tui_hpo.data import filters
+from tui_hpo.data.filters import HELP, MAX_DEPTH, MAX_LENGTH, Filter, FilterError, parse
+from tui_hpo.data.frames import STATE_CODE, Categorical, ParamColumn, TrialFrame
 from tui_hpo.errors import UserError
-from tui_hpo.filters import HELP, MAX_DEPTH, MAX_LENGTH, Filter, FilterError, parse
-from tui_hpo.trialdata import STATE_CODE, Categorical, ParamColumn, TrialFrame
 
 NAN = np.nan
 NOW = 1000.0
@@ -53,8 +53,11 @@ def _text(labels: tuple[str, ...], codes: list[int]) -> Categorical:
 
 def frame() -> TrialFrame:
     params = [
-        _param("lr", FloatDistribution(1e-5, 1.0, log=True),
-               [1e-4, 1e-2, 5e-4, 1e-3, 2e-4, NAN, NAN, 0.5]),
+        _param(
+            "lr",
+            FloatDistribution(1e-5, 1.0, log=True),
+            [1e-4, 1e-2, 5e-4, 1e-3, 2e-4, NAN, NAN, 0.5],
+        ),
         _param("x", FloatDistribution(-5.0, 5.0), [0.1 * 3, -2, 0, 1.5, NAN, 4, NAN, -5]),
         _param("depth", IntDistribution(1, 10), [1, 2, 3, 4, 5, 6, NAN, 10]),
         _param("act", CategoricalDistribution(("relu", "tanh")), [0, 1, 0, 1, 0, NAN, NAN, 1]),
@@ -67,7 +70,7 @@ def frame() -> TrialFrame:
         ),
         _param("lr/decay", FloatDistribution(0.0, 1.0), [0.1, 0.9, 0.6, NAN, NAN, NAN, NAN, 0.2]),
         _param("state", IntDistribution(0, 3), [1, 0, 1, 0, 1, 0, NAN, 1]),  # shadows a field
-    ]  # fmt: skip
+    ]
     return TrialFrame(
         study_id=1,
         directions=("minimize", "maximize"),
@@ -87,7 +90,7 @@ def frame() -> TrialFrame:
                 [NAN, NAN],
                 [-1.0, 0.1 * 3],
             ]
-        ),  # fmt: skip
+        ),
         start=np.array([0, 0, 0, 0, 900, 0, NAN, 0], dtype=np.float64),
         complete=np.array([10, 600, 50, 5, NAN, 3600, NAN, 100], dtype=np.float64),
         params={p.name: p for p in params},
@@ -466,15 +469,87 @@ def test_any_text_gives_a_filter_or_a_filter_error(text: str) -> None:
 
 
 TOKENS = [
-    *PARAMS, "number", "trial", "#", "state", "value", "value0", "value1", "value9", "values",
-    "values[0]", "values[1]", "[", "]", "duration", "host", "gpu", "sampler", "`lr/decay`",
-    "`state`", "`", "``", "nope",
-    "<", "<=", ">", ">=", "==", "!=", "=", "=>", "<>", "in", "not", "and", "or", "&&", "||",
-    "!", "&", "|", "(", ")", ",", "(", ")",
-    "0", "1", "-2", ".5", "1e-3", "1e999", "-inf", "inf", "32", "5m", "1.5h", "1e", "-",
-    "complete", "PRUNED", "fail", "relu", "tanh", "gelu", "gpu-box-1", "none", "true", "False",
-    "'tanh'", '"it\'s"', "'it\\'s'", "'", '"', "\\", "@", "\x00", "\n", "é", "日本",
-]  # fmt: skip
+    *PARAMS,
+    "number",
+    "trial",
+    "#",
+    "state",
+    "value",
+    "value0",
+    "value1",
+    "value9",
+    "values",
+    "values[0]",
+    "values[1]",
+    "[",
+    "]",
+    "duration",
+    "host",
+    "gpu",
+    "sampler",
+    "`lr/decay`",
+    "`state`",
+    "`",
+    "``",
+    "nope",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "==",
+    "!=",
+    "=",
+    "=>",
+    "<>",
+    "in",
+    "not",
+    "and",
+    "or",
+    "&&",
+    "||",
+    "!",
+    "&",
+    "|",
+    "(",
+    ")",
+    ",",
+    "(",
+    ")",
+    "0",
+    "1",
+    "-2",
+    ".5",
+    "1e-3",
+    "1e999",
+    "-inf",
+    "inf",
+    "32",
+    "5m",
+    "1.5h",
+    "1e",
+    "-",
+    "complete",
+    "PRUNED",
+    "fail",
+    "relu",
+    "tanh",
+    "gelu",
+    "gpu-box-1",
+    "none",
+    "true",
+    "False",
+    "'tanh'",
+    '"it\'s"',
+    "'it\\'s'",
+    "'",
+    '"',
+    "\\",
+    "@",
+    "\x00",
+    "\n",
+    "é",
+    "日本",
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -539,7 +614,7 @@ def big_frame(n: int = 100_000) -> TrialFrame:
         ),
         gpu=Categorical(rng.integers(0, 8, n).astype(np.int32), tuple(str(i) for i in range(8))),
         sampler=Categorical(np.zeros(n, dtype=np.int32), ("TPESampler",)),
-    )  # fmt: skip
+    )
 
 
 def test_a_hundred_thousand_trials() -> None:
@@ -573,5 +648,5 @@ def test_help_is_short_lines() -> None:
 def test_no_eval_and_no_textual() -> None:
     source = Path(filters.__file__).read_text()
     assert not re.search(r"(?<![.\w])(eval|exec|literal_eval|compile)\(", source)
-    code = "import sys, tui_hpo.filters; assert 'textual' not in sys.modules"
+    code = "import sys, tui_hpo.data.filters; assert 'textual' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

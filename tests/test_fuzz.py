@@ -18,10 +18,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tui_hpo.cli import cli
+from tui_hpo.control.specs import (
+    PRUNER_NAMES,
+    SAMPLER_NAMES,
+    parse_kwargs,
+    pruner_spec,
+    sampler_spec,
+)
 from tui_hpo.errors import UserError
-from tui_hpo.objective import parse_spec
-from tui_hpo.samplers import PRUNER_NAMES, SAMPLER_NAMES, parse_kwargs, pruner_spec, sampler_spec
-from tui_hpo.storage import parse_url
+from tui_hpo.runtime.objectives import parse_spec
+from tui_hpo.storage.urls import parse_url
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 FUZZ_CLI = settings(
@@ -32,9 +38,12 @@ FUZZ_CLI = settings(
 )
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(allow_nan=True),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
     st.text(max_size=12),
-)  # fmt: skip
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.one_of(
@@ -110,10 +119,13 @@ def study_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="f", storage=url)
     study.optimize(
-        lambda t: t.suggest_float("x", -1, 1) + t.suggest_int("n", 1, 5)
-        + (t.suggest_categorical("act", ["relu", "tanh"]) == "relu"),
+        lambda t: (
+            t.suggest_float("x", -1, 1)
+            + t.suggest_int("n", 1, 5)
+            + (t.suggest_categorical("act", ["relu", "tanh"]) == "relu")
+        ),
         n_trials=3,
-    )  # fmt: skip
+    )
     return url
 
 

@@ -2,9 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from tui_hpo import gpus
 from tui_hpo.errors import UserError
-from tui_hpo.gpus import assign_gpus, cuda_visible_devices, gpu_count, parse_gpus, worker_env
+from tui_hpo.machine import gpus
+from tui_hpo.machine.gpus import (
+    assign_gpus,
+    cuda_visible_devices,
+    gpu_count,
+    parse_gpus,
+    worker_env,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -209,7 +215,7 @@ def test_module_stays_light() -> None:
     import sys
 
     code = (
-        "import sys, tui_hpo.gpus, tui_hpo.samplers; "
+        "import sys, tui_hpo.machine.gpus, tui_hpo.control.specs; "
         "heavy = [m for m in ('torch', 'textual', 'optuna', 'pynvml') if m in sys.modules]; "
         "print(','.join(heavy))"
     )

@@ -37,8 +37,9 @@ def sshd(tmp_path: Path) -> Iterator[Path]:
     d = tmp_path / "ssh"
     d.mkdir()
     for name in ("host_key", "user_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True
+        )
     (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
     os.chmod(d / "authorized_keys", 0o600)
     port = _free_port()
@@ -55,13 +56,15 @@ def sshd(tmp_path: Path) -> Iterator[Path]:
         "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)
-    server = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")],
-                              stderr=open(d / "sshd.log", "w"))  # fmt: skip
+    server = subprocess.Popen(
+        [sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=open(d / "sshd.log", "w")
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            probe = subprocess.run(["ssh", "-F", str(d / "ssh_config"), "hpo-remote", "true"],
-                                   capture_output=True)  # fmt: skip
+            probe = subprocess.run(
+                ["ssh", "-F", str(d / "ssh_config"), "hpo-remote", "true"], capture_output=True
+            )
             if probe.returncode == 0:
                 break
             time.sleep(0.3)
@@ -79,12 +82,34 @@ def test_launch_on_hosts_through_ssh(sshd: Path, postgres_url: str, tmp_path: Pa
     study = "remote"
     remote_cmd = f"{sys.executable} -m tui_hpo"
     launch = subprocess.Popen(
-        [sys.executable, "-m", "tui_hpo", "launch", "objectives.synthetic:slow", "--study", study,
-         "--n-trials", "16", "--workers", "1", "--hosts", "hpo-remote:2",
-         "--ssh-command", f"ssh -F {sshd}", "--remote-command", remote_cmd,
-         "--log-dir", str(tmp_path / "logs"), "--poll-interval", "0.2"],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tui_hpo",
+            "launch",
+            "objectives.synthetic:slow",
+            "--study",
+            study,
+            "--n-trials",
+            "16",
+            "--workers",
+            "1",
+            "--hosts",
+            "hpo-remote:2",
+            "--ssh-command",
+            f"ssh -F {sshd}",
+            "--remote-command",
+            remote_cmd,
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--poll-interval",
+            "0.2",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # the remote workers show up in `workers`, and their argv holds no URL or password
         deadline = time.monotonic() + 90
@@ -93,9 +118,13 @@ def test_launch_on_hosts_through_ssh(sshd: Path, postgres_url: str, tmp_path: Pa
             out = run_cli("workers", study, "--json", env=env)
             if out.returncode == 0:
                 ws = json.loads(out.stdout)["workers"]
-                remote = [w for w in ws if w["supervisor_pid"] and
-                          "--log-file" in _cmdline(w["supervisor_pid"]) and
-                          "tui-hpo-logs" in _cmdline(w["supervisor_pid"])]  # fmt: skip
+                remote = [
+                    w
+                    for w in ws
+                    if w["supervisor_pid"]
+                    and "--log-file" in _cmdline(w["supervisor_pid"])
+                    and "tui-hpo-logs" in _cmdline(w["supervisor_pid"])
+                ]
             time.sleep(0.5)
         if len(remote) < 2:
             launch.kill()
@@ -110,8 +139,10 @@ def test_launch_on_hosts_through_ssh(sshd: Path, postgres_url: str, tmp_path: Pa
         deadline = time.monotonic() + 30  # running trials (3 s) finish first
         states: dict[int, str] = {}
         while time.monotonic() < deadline:
-            states = {w["worker_id"]: w["state"] for w in json.loads(
-                run_cli("workers", study, "--json", env=env).stdout)["workers"]}  # fmt: skip
+            states = {
+                w["worker_id"]: w["state"]
+                for w in json.loads(run_cli("workers", study, "--json", env=env).stdout)["workers"]
+            }
             if all(states[w["worker_id"]] == "paused" for w in remote):
                 break
             time.sleep(0.5)

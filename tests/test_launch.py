@@ -69,9 +69,19 @@ def launch(
     timeout: float = 180,
 ) -> subprocess.CompletedProcess[str]:
     return run_cli(
-        "launch", objective, "--study", study, "--storage", url, "--log-dir", str(log_dir),
-        *extra, env={**NO_GPU, **(env or {})}, cwd=cwd, timeout=timeout,
-    )  # fmt: skip
+        "launch",
+        objective,
+        "--study",
+        study,
+        "--storage",
+        url,
+        "--log-dir",
+        str(log_dir),
+        *extra,
+        env={**NO_GPU, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def assert_clean_exit(proc: subprocess.CompletedProcess[str], code: int = 0) -> None:
@@ -238,9 +248,16 @@ def running_trial_with_pid(
 def test_exact_budget_provenance_and_second_launch(storage_url: str, workdir: Path) -> None:
     logs = workdir / "logs"
     proc = launch(
-        storage_url, "S", QUADRATIC, "--n-trials", "40", "--workers", "4",
-        log_dir=logs, env={"TUI_HPO_DEMO_SLEEP": "0.04"},
-    )  # fmt: skip
+        storage_url,
+        "S",
+        QUADRATIC,
+        "--n-trials",
+        "40",
+        "--workers",
+        "4",
+        log_dir=logs,
+        env={"TUI_HPO_DEMO_SLEEP": "0.04"},
+    )
     assert_clean_exit(proc)
     assert "done: 40 trial(s) ended" in " ".join(proc.stderr.split())
     trials = load_trials(storage_url, "S")
@@ -251,8 +268,10 @@ def test_exact_budget_provenance_and_second_launch(storage_url: str, workdir: Pa
     # the optuna CLI reads the same trials
     out = subprocess.run(
         [OPTUNA_CLI, "trials", "--study-name", "S", "--storage", storage_url, "-f", "json"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert {r["number"]: r["state"] for r in rows} == {t.number: t.state.name for t in trials}
@@ -277,9 +296,19 @@ def test_exact_budget_provenance_and_second_launch(storage_url: str, workdir: Pa
 
     # a second launch adds exactly its own --n-trials, with the sampler and pruner it names
     proc = launch(
-        storage_url, "S", QUADRATIC, "--n-trials", "10", "--workers", "1",
-        "--sampler", "random", "--pruner", "none", log_dir=logs,
-    )  # fmt: skip
+        storage_url,
+        "S",
+        QUADRATIC,
+        "--n-trials",
+        "10",
+        "--workers",
+        "1",
+        "--sampler",
+        "random",
+        "--pruner",
+        "none",
+        log_dir=logs,
+    )
     assert_clean_exit(proc)
     trials = load_trials(storage_url, "S")
     assert_all_ended(trials, 50)
@@ -294,9 +323,15 @@ def test_exact_budget_provenance_and_second_launch(storage_url: str, workdir: Pa
 
 def test_multi_objective(storage_url: str, workdir: Path) -> None:
     proc = launch(
-        storage_url, "MO", "objectives.synthetic:zdt1", "--n-trials", "10", "--workers", "2",
+        storage_url,
+        "MO",
+        "objectives.synthetic:zdt1",
+        "--n-trials",
+        "10",
+        "--workers",
+        "2",
         log_dir=workdir / "logs",
-    )  # fmt: skip
+    )
     assert_clean_exit(proc)
     assert load_study_directions(storage_url, "MO") == ["MINIMIZE", "MINIMIZE"]
     trials = load_trials(storage_url, "MO")
@@ -324,11 +359,27 @@ def test_seed_makes_runs_repeatable(workdir: Path) -> None:
     procs = {}
     for name, seed in (("a", "7"), ("b", "7")):
         url = f"sqlite:///{workdir / (name + '.db')}"
-        procs[name] = (url, Background(
-            ["launch", QUADRATIC, "--study", "S", "--storage", url, "--seed", seed, *args,
-             "--log-dir", str(workdir / f"logs-{name}")],
-            cli_env(), workdir, name,
-        ))  # fmt: skip
+        procs[name] = (
+            url,
+            Background(
+                [
+                    "launch",
+                    QUADRATIC,
+                    "--study",
+                    "S",
+                    "--storage",
+                    url,
+                    "--seed",
+                    seed,
+                    *args,
+                    "--log-dir",
+                    str(workdir / f"logs-{name}"),
+                ],
+                cli_env(),
+                workdir,
+                name,
+            ),
+        )
     params = {}
     for name, (url, bg) in procs.items():
         assert bg.wait(120) == 0, bg.stderr()
@@ -350,9 +401,19 @@ FLAKY_GRID = '{"search_space": {"mode": ["ok", "raise", "nan", "wrong_count"]}}'
 def test_failing_trials_fail_alone(storage_url: str, workdir: Path) -> None:
     logs = workdir / "logs"
     proc = launch(
-        storage_url, "F", "objectives.synthetic:flaky", "--n-trials", "4", "--workers", "1",
-        "--sampler", "grid", "--sampler-kwargs", FLAKY_GRID, log_dir=logs,
-    )  # fmt: skip
+        storage_url,
+        "F",
+        "objectives.synthetic:flaky",
+        "--n-trials",
+        "4",
+        "--workers",
+        "1",
+        "--sampler",
+        "grid",
+        "--sampler-kwargs",
+        FLAKY_GRID,
+        log_dir=logs,
+    )
     assert proc.returncode == 0, proc.stderr
     trials = load_trials(storage_url, "F")
     assert_all_ended(trials, 4)  # the worker went on after each failure
@@ -383,10 +444,19 @@ def test_grid_sampler_exhausted_grid_does_not_crash_the_worker(
 ) -> None:
     logs = workdir / "logs"
     proc = launch(
-        sqlite_url, "G", "objectives.synthetic:flaky", "--n-trials", "1", "--workers", "1",
-        "--sampler", "grid", "--sampler-kwargs", '{"search_space": {"mode": ["ok"]}}',
+        sqlite_url,
+        "G",
+        "objectives.synthetic:flaky",
+        "--n-trials",
+        "1",
+        "--workers",
+        "1",
+        "--sampler",
+        "grid",
+        "--sampler-kwargs",
+        '{"search_space": {"mode": ["ok"]}}',
         log_dir=logs,
-    )  # fmt: skip
+    )
     assert_clean_exit(proc)
     assert_all_ended(load_trials(sqlite_url, "G"), 1)
     text = log_text(logs)
@@ -408,9 +478,16 @@ def test_optuna_example_script_as_it_is(sqlite_url: str, workdir: Path) -> None:
         "    study.optimize(objective, n_trials=100)\n"
     )
     proc = launch(
-        sqlite_url, "E", "example.py:objective", "--n-trials", "10", "--workers", "2",
-        log_dir=workdir / "logs", cwd=workdir,
-    )  # fmt: skip
+        sqlite_url,
+        "E",
+        "example.py:objective",
+        "--n-trials",
+        "10",
+        "--workers",
+        "2",
+        log_dir=workdir / "logs",
+        cwd=workdir,
+    )
     assert_clean_exit(proc)
     trials = load_trials(sqlite_url, "E")
     assert_all_ended(trials, 10)
@@ -425,9 +502,20 @@ def test_optuna_example_script_as_it_is(sqlite_url: str, workdir: Path) -> None:
 def test_gpu_assignment(sqlite_url: str, workdir: Path) -> None:
     two = {"TUI_HPO_GPU_COUNT": "2", "TUI_HPO_DEMO_SLEEP": "0.08"}
     proc = launch(
-        sqlite_url, "all", QUADRATIC, "--gpus", "all", "--workers", "4", "--n-trials", "12",
-        "--pruner", "none", log_dir=workdir / "logs-all", env=two,
-    )  # fmt: skip
+        sqlite_url,
+        "all",
+        QUADRATIC,
+        "--gpus",
+        "all",
+        "--workers",
+        "4",
+        "--n-trials",
+        "12",
+        "--pruner",
+        "none",
+        log_dir=workdir / "logs-all",
+        env=two,
+    )
     assert_clean_exit(proc)
     trials = load_trials(sqlite_url, "all")
     assert_all_ended(trials, 12)
@@ -455,7 +543,7 @@ def test_gpu_assignment(sqlite_url: str, workdir: Path) -> None:
             cli_env(two),
             workdir,
             f"gpu-{gpu}",
-        )  # fmt: skip
+        )
         for gpu, workers in (("1", "2"), ("none", "1"))
     }
     for gpu, bg in bgs.items():
@@ -487,10 +575,22 @@ def _trial(url: str, study: str, number: int) -> FrozenTrial:
 
 def test_worker_killed_mid_trial(storage_url: str, workdir: Path, background: Any) -> None:
     bg = background(
-        "launch", SLOW, "--study", "K", "--storage", storage_url, "--n-trials", "2",
-        "--workers", "1", *HEARTBEAT, "--log-dir", str(workdir / "logs"),
-        url=storage_url, env={"TUI_HPO_DEMO_SLEEP": "0.3"},
-    )  # fmt: skip
+        "launch",
+        SLOW,
+        "--study",
+        "K",
+        "--storage",
+        storage_url,
+        "--n-trials",
+        "2",
+        "--workers",
+        "1",
+        *HEARTBEAT,
+        "--log-dir",
+        str(workdir / "logs"),
+        url=storage_url,
+        env={"TUI_HPO_DEMO_SLEEP": "0.3"},
+    )
     bg.wait_started()
     number, pid = _kill_running_worker(storage_url, "K")
     # FAIL within the grace period and a few seconds, not RUNNING forever
@@ -515,10 +615,24 @@ def test_worker_killed_mid_trial(storage_url: str, workdir: Path, background: An
 
 def test_worker_killed_mid_trial_retried(sqlite_url: str, workdir: Path, background: Any) -> None:
     bg = background(
-        "launch", SLOW, "--study", "R", "--storage", sqlite_url, "--n-trials", "2",
-        "--workers", "1", *HEARTBEAT, "--retry-failed", "1", "--log-dir", str(workdir / "logs"),
-        url=sqlite_url, env={"TUI_HPO_DEMO_SLEEP": "0.2"},
-    )  # fmt: skip
+        "launch",
+        SLOW,
+        "--study",
+        "R",
+        "--storage",
+        sqlite_url,
+        "--n-trials",
+        "2",
+        "--workers",
+        "1",
+        *HEARTBEAT,
+        "--retry-failed",
+        "1",
+        "--log-dir",
+        str(workdir / "logs"),
+        url=sqlite_url,
+        env={"TUI_HPO_DEMO_SLEEP": "0.2"},
+    )
     bg.wait_started()
     number, pid = _kill_running_worker(sqlite_url, "R")
     try:
@@ -544,10 +658,22 @@ def test_worker_killed_mid_trial_retried(sqlite_url: str, workdir: Path, backgro
 
 def test_ctrl_c_stops_everything(sqlite_url: str, workdir: Path, background: Any) -> None:
     bg = background(
-        "launch", SLOW, "--study", "C", "--storage", sqlite_url, "--n-trials", "10",
-        "--workers", "2", *HEARTBEAT, "--log-dir", str(workdir / "logs"),
-        url=sqlite_url, env={"TUI_HPO_DEMO_SLEEP": "0.3"},
-    )  # fmt: skip
+        "launch",
+        SLOW,
+        "--study",
+        "C",
+        "--storage",
+        sqlite_url,
+        "--n-trials",
+        "10",
+        "--workers",
+        "2",
+        *HEARTBEAT,
+        "--log-dir",
+        str(workdir / "logs"),
+        url=sqlite_url,
+        env={"TUI_HPO_DEMO_SLEEP": "0.3"},
+    )
     bg.wait_started()
     wait_for(lambda: running_trial_with_pid(sqlite_url, "C"), 60, "a RUNNING trial", every=0.1)
     rows = worker_rows(sqlite_url)
@@ -576,15 +702,32 @@ def test_ctrl_c_stops_everything(sqlite_url: str, workdir: Path, background: Any
 def test_plain_worker_joins(storage_url: str, workdir: Path, background: Any) -> None:
     sleep = {"TUI_HPO_DEMO_SLEEP": "0.05"}  # 0.5 s a trial: the joining worker gets its share
     bg = background(
-        "launch", QUADRATIC, "--study", "J", "--storage", storage_url, "--n-trials", "20",
-        "--workers", "1", "--pruner", "none", "--log-dir", str(workdir / "logs"),
-        url=storage_url, env=sleep,
-    )  # fmt: skip
+        "launch",
+        QUADRATIC,
+        "--study",
+        "J",
+        "--storage",
+        storage_url,
+        "--n-trials",
+        "20",
+        "--workers",
+        "1",
+        "--pruner",
+        "none",
+        "--log-dir",
+        str(workdir / "logs"),
+        url=storage_url,
+        env=sleep,
+    )
     bg.wait_started()
     joined = run_cli(
-        "worker", QUADRATIC, "--study", "J",
-        env={"TUI_HPO_STORAGE": storage_url, **sleep, **NO_GPU}, timeout=120,
-    )  # fmt: skip
+        "worker",
+        QUADRATIC,
+        "--study",
+        "J",
+        env={"TUI_HPO_STORAGE": storage_url, **sleep, **NO_GPU},
+        timeout=120,
+    )
     assert_clean_exit(joined)
     assert bg.wait(120) == 0, bg.stderr()
     trials = load_trials(storage_url, "J")
@@ -614,7 +757,7 @@ def test_storage_resolution(workdir: Path) -> None:
             cli_env(envs[name]),
             dirs[name],
             "launch",
-        )  # fmt: skip
+        )
         for name in dirs
     }
     for bg in bgs.values():

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,9 +59,9 @@ def _under(name: str, packages: tuple[str, ...]) -> bool:
 
 def test_the_file_lists_are_what_they_should_be() -> None:
     names = {module_name(p) for p in CORE_FILES}
-    assert {"tui_hpo", "tui_hpo.session", "tui_hpo.cli", "tui_hpo.trialdata"} <= names
+    assert {"tui_hpo", "tui_hpo.data.session", "tui_hpo.cli", "tui_hpo.data.frames"} <= names
     assert not any(n.startswith("tui_hpo.app") for n in names)
-    assert {module_name(p) for p in APP_FILES} >= {"tui_hpo.app.app", "tui_hpo.app.study_screen"}
+    assert {module_name(p) for p in APP_FILES} >= {"tui_hpo.app.app", "tui_hpo.app.screens.study"}
 
 
 @pytest.mark.parametrize(
@@ -162,3 +163,57 @@ def test_help_in_process_leaves_torch_and_textual_unimported() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout, proc.stdout[-500:]
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` with the contracts of this repo's pyproject.toml, on the package under
+    ``root`` (this repo, or a copy of it)."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(lint), str(ROOT / "pyproject.toml"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=180,
+    )
+
+
+def test_the_layer_contracts_hold() -> None:
+    """pyproject.toml's contracts: the layers, no Textual in the core, no SQL in the app, no
+    import circle among the modules of one package."""
+    proc = _lint_imports(ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "0 broken" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "broken"),
+    [
+        ("storage/tables.py", "import tui_hpo.runtime.worker", "Layers"),
+        ("control/orders.py", "from tui_hpo import steering", "Layers"),
+        ("data/frames.py", "import textual", "no Textual"),
+        ("control/orders.py", "from tui_hpo.control import budget", "import circle"),
+    ],
+)
+def test_an_upward_import_or_a_circle_fails_the_check(
+    tmp_path: Path, module: str, line: str, broken: str
+) -> None:
+    """The contracts catch what they are for: the same check on a copy of the package with
+    one import added where it must not be."""
+    import shutil
+
+    shutil.copytree(PACKAGE, tmp_path / "tui_hpo", ignore=shutil.ignore_patterns("__pycache__"))
+    target = tmp_path / "tui_hpo" / module
+    target.write_text(target.read_text() + f"\n{line}  # noqa\n")
+    proc = _lint_imports(tmp_path)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    verdicts = proc.stdout.split("Broken contracts", 1)[0]
+    assert any(broken in line and "BROKEN" in line for line in _joined(verdicts)), verdicts
+
+
+def _joined(text: str) -> list[str]:
+    """lint-imports wraps a long contract name over two lines: one line per contract."""
+    return (
+        text.replace("\n", " ").replace("KEPT", "KEPT\n").replace("BROKEN", "BROKEN\n").split("\n")
+    )

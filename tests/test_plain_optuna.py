@@ -83,8 +83,11 @@ def test_plain_optuna_script_obeys_steering(study: Steered) -> None:
     # pause: the loop waits between trials
     paused_at = study.ok("pause")
     time.sleep(3)
-    late = [(t.number, started_at(t) - paused_at) for t in study.trials()
-            if started_at(t) > paused_at + 1.0]  # fmt: skip
+    late = [
+        (t.number, started_at(t) - paused_at)
+        for t in study.trials()
+        if started_at(t) > paused_at + 1.0
+    ]
     assert not late, f"trials started more than 1 s after pause returned: {late}"
     assert proc.poll() is None
     (me,) = study.workers_json()

@@ -7,8 +7,7 @@ from typing import Any
 import optuna
 import pytest
 
-from tui_hpo.errors import UserError
-from tui_hpo.samplers import (
+from tui_hpo.control.specs import (
     PRUNER_NAMES,
     SAMPLER_NAMES,
     Spec,
@@ -18,6 +17,7 @@ from tui_hpo.samplers import (
     pruner_spec,
     sampler_spec,
 )
+from tui_hpo.errors import UserError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -55,9 +55,21 @@ def test_password_shows_nowhere(secret_url: str, tmp_path: Path) -> None:
         seen.append(done.stdout + done.stderr)
 
     try:
-        cli("launch", "objectives.synthetic:slow", "--study", study, "--n-trials", "40",
-            "--workers", "2", "--log-dir", str(logs), "--detach",
-            "--heartbeat-interval", "1")  # fmt: skip
+        cli(
+            "launch",
+            "objectives.synthetic:slow",
+            "--study",
+            study,
+            "--n-trials",
+            "40",
+            "--workers",
+            "2",
+            "--log-dir",
+            str(logs),
+            "--detach",
+            "--heartbeat-interval",
+            "1",
+        )
         deadline = time.monotonic() + 60
         running = ""
         while time.monotonic() < deadline:
@@ -93,7 +105,7 @@ def test_password_shows_nowhere(secret_url: str, tmp_path: Path) -> None:
 
         # the app, on the same storage
         from tui_hpo.app.app import TuiHpoApp
-        from tui_hpo.storage import parse_url
+        from tui_hpo.storage.urls import parse_url
 
         async def look() -> str:
             app = TuiHpoApp(parse_url(secret_url), study)

@@ -24,10 +24,21 @@ WORKERS = 8
 def test_eight_workers_on_sqlite(sqlite_url: str, workdir: Path) -> None:
     logs = workdir / "logs"
     proc = run_cli(
-        "launch", "objectives.synthetic:quadratic", "--study", "P", "--storage", sqlite_url,
-        "--n-trials", str(N_TRIALS), "--workers", str(WORKERS), "--log-dir", str(logs),
-        env={"TUI_HPO_GPU_COUNT": "0"}, timeout=280,
-    )  # fmt: skip
+        "launch",
+        "objectives.synthetic:quadratic",
+        "--study",
+        "P",
+        "--storage",
+        sqlite_url,
+        "--n-trials",
+        str(N_TRIALS),
+        "--workers",
+        str(WORKERS),
+        "--log-dir",
+        str(logs),
+        env={"TUI_HPO_GPU_COUNT": "0"},
+        timeout=280,
+    )
     output = proc.stdout + proc.stderr
     texts = [p.read_text(errors="replace") for p in sorted(logs.glob("*.log"))]
     assert len(texts) == WORKERS

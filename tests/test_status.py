@@ -29,13 +29,32 @@ terminal (see test_status_table_is_complete_when_piped)."""
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 STUDY_KEYS = {
-    "name", "study_id", "directions", "n_trials", "budget", "counts", "best",
-    "pareto_front_size", "sampler", "pruner", "paused", "last_activity", "workers",
-}  # fmt: skip
+    "name",
+    "study_id",
+    "directions",
+    "n_trials",
+    "budget",
+    "counts",
+    "best",
+    "pareto_front_size",
+    "sampler",
+    "pruner",
+    "paused",
+    "last_activity",
+    "workers",
+}
 WORKER_KEYS = {
-    "worker_id", "host", "pid", "gpu", "state", "trial", "trials_done", "exit_code",
-    "heartbeat_age_s", "log",
-}  # fmt: skip
+    "worker_id",
+    "host",
+    "pid",
+    "gpu",
+    "state",
+    "trial",
+    "trials_done",
+    "exit_code",
+    "heartbeat_age_s",
+    "log",
+}
 
 
 def status_json(url: str, *args: str) -> dict[str, Any]:
@@ -63,10 +82,20 @@ def last_activity(study: optuna.Study) -> str:
 def test_status_of_a_launched_study(storage_url: str, workdir: Path) -> None:
     logs = workdir / "logs"
     proc = run_cli(
-        "launch", "objectives.synthetic:quadratic", "--study", "S", "--storage", storage_url,
-        "--n-trials", "12", "--workers", "2", "--log-dir", str(logs),
+        "launch",
+        "objectives.synthetic:quadratic",
+        "--study",
+        "S",
+        "--storage",
+        storage_url,
+        "--n-trials",
+        "12",
+        "--workers",
+        "2",
+        "--log-dir",
+        str(logs),
         env={"TUI_HPO_GPU_COUNT": "0"},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
 
     doc = status_json(storage_url)
@@ -213,10 +242,18 @@ def test_password_is_masked(postgres_url: str, workdir: Path) -> None:
     assert error.returncode == 2
     outputs.append(error.stdout + error.stderr)
     launch = run_cli(
-        "launch", "objectives.synthetic:quadratic", "--study", "S", "--storage", url,
-        "--n-trials", "1", "--log-dir", str(workdir / "logs"),
+        "launch",
+        "objectives.synthetic:quadratic",
+        "--study",
+        "S",
+        "--storage",
+        url,
+        "--n-trials",
+        "1",
+        "--log-dir",
+        str(workdir / "logs"),
         env={"TUI_HPO_GPU_COUNT": "0", **WIDE},
-    )  # fmt: skip
+    )
     assert launch.returncode == 0, launch.stderr
     outputs.append(launch.stdout + launch.stderr)
     for text in outputs:
@@ -265,8 +302,11 @@ def test_status_table_is_complete_when_piped(sqlite_url: str, workdir: Path) -> 
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     proc = subprocess.run(
         [sys.executable, "-m", "tui_hpo", "status", "--storage", sqlite_url],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "…" not in proc.stdout
     assert name in proc.stdout

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     """``tui_hpo.attach`` without importing Optuna for every ``import tui_hpo``."""
     if name == "attach":
-        from tui_hpo.plain_optuna import attach
+        from tui_hpo.runtime.attach import attach
 
         return attach
     raise AttributeError(f"module 'tui_hpo' has no attribute {name!r}")

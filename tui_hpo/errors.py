@@ -24,3 +24,19 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def one_line(exc: BaseException, *, limit: int = 300, typed: bool = False) -> str:
+    """An exception's text as one line for a message, a log line or a notification.
+
+    SQLAlchemy wraps the driver's error (``.orig``), whose own text is the useful part; a
+    multi-line text (a constructor's complaint, psycopg's "is the server running?") is joined,
+    not cut, and the whole is capped at ``limit`` so one bad input can't flood a screen.
+    ``typed`` puts the exception's class first (``ValueError: ...``) where the text alone would
+    not say what went wrong.
+    """
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    name = type(exc).__name__
+    if typed:
+        text = f"{name}: {text}" if text else name
+    return (text or name)[:limit]

@@ -1,69 +1,32 @@
 """The tui-hpo app: screens, global keys, the command palette and the help screen.
 
-Commands run in thread workers through the same ``Session`` methods (and so the same core
-functions) as the CLI; whatever they raise comes back as one notification, never a crash.
-Quitting the app, or losing the terminal, leaves every worker running: they live in sessions
-of their own and answer to the storage, not to the app.
+Every steering key runs its verb from ``tui_hpo.steering`` in a thread worker, the same function
+the CLI's command runs, and shows the ``Outcome``'s message; whatever it raises comes back as
+one notification, never a crash. Quitting the app, or losing the terminal, leaves every worker
+running: they live in sessions of their own and answer to the storage, not to the app.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual import work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Markdown
+from textual.screen import Screen
 
-from tui_hpo.app import forms
+from tui_hpo import steering
 from tui_hpo.app.messages import ActionDone
-from tui_hpo.app.studies_screen import StudiesScreen
-from tui_hpo.app.study_screen import StudyScreen
-from tui_hpo.errors import UserError
-from tui_hpo.session import NewStudy, Session
-from tui_hpo.storage import StorageURL
+from tui_hpo.app.screens import forms
+from tui_hpo.app.screens.help import HelpScreen, help_text
+from tui_hpo.app.screens.studies import StudiesScreen
+from tui_hpo.app.screens.study import StudyScreen
+from tui_hpo.data.session import Session
+from tui_hpo.errors import UserError, one_line
+from tui_hpo.storage.urls import StorageURL
 
-
-def _help_text(app: App[Any]) -> str:
-    from tui_hpo import filters
-
-    lines = ["# tui-hpo keys", "", "| key | action |", "| --- | --- |"]
-    seen = set()
-    screens = [app.screen, *reversed(app.screen_stack[:-1])]
-    for screen in screens:
-        for binding in [*getattr(type(screen), "BINDINGS", []), *app.BINDINGS]:
-            if not isinstance(binding, Binding) or binding.key in seen:
-                continue
-            seen.add(binding.key)
-            what = binding.tooltip or binding.description or binding.action
-            lines.append(f"| `{app.get_key_display(binding)}` | {what} |")
-    lines += ["", "## Filter expressions", "", "```", filters.HELP.strip(), "```"]
-    return "\n".join(lines)
-
-
-class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen VerticalScroll { width: 90%; height: 90%; border: round $accent;
-                                background: $surface; }
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Markdown(self.text)
-        yield Footer(compact=True)
-
-    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
-        self.dismiss(None)
+__all__ = ["HelpScreen", "TuiHpoApp", "run"]
 
 
 class TuiHpoApp(App[None]):
@@ -71,10 +34,11 @@ class TuiHpoApp(App[None]):
     BINDINGS = [
         Binding("question_mark", "help", "Help", tooltip="Every key, and the filter syntax"),
         Binding("q", "quit", "Quit", tooltip="Quit the app; workers keep running"),
-        Binding("ctrl+s", "screenshot", "Screenshot", show=False,
-                tooltip="Save an SVG of the screen"),
+        Binding(
+            "ctrl+s", "screenshot", "Screenshot", show=False, tooltip="Save an SVG of the screen"
+        ),
         Binding("n", "new_study", "New study", show=False),
-    ]  # fmt: skip
+    ]
     CSS = """
     #banner { background: $error; color: $text; height: auto; }
     #title { height: 1; background: $boost; text-style: bold; }
@@ -84,17 +48,8 @@ class TuiHpoApp(App[None]):
         super().__init__()
         self.target = target
         self.start_study = study
-        self._session: Session | None = None
-        self._session_lock = threading.Lock()
-
-    @property
-    def session(self) -> Session:
-        """The storage session, opened on first use from a thread worker (opening it is I/O,
-        and a storage that is down at start must show a banner, not stop the app)."""
-        with self._session_lock:
-            if self._session is None:
-                self._session = Session(self.target)
-            return self._session
+        self.session = Session(target)
+        """Opened by the first read, in a thread worker: no I/O here."""
 
     def on_mount(self) -> None:
         import optuna
@@ -107,46 +62,77 @@ class TuiHpoApp(App[None]):
     def open_study(self, name: str) -> None:
         self.push_screen(StudyScreen(name))
 
-    # commands -----------------------------------------------------------------------------------
+    # steering -----------------------------------------------------------------------------------
 
-    def run_command(
-        self, screen: Screen[Any], label: str, func: Callable[..., str], *args: object
+    def steer(
+        self,
+        screen: Screen[Any],
+        study: str,
+        verb: Callable[..., steering.Outcome],
+        *args: object,
+        **kwargs: object,
     ) -> None:
-        self._run(screen, label, func, args)
+        """Run a steering verb on ``study`` in a thread; its outcome comes back to ``screen``
+        as ``ActionDone``."""
+        self._steer(screen, self.session, study, verb, args, kwargs)
 
     @work(thread=True, group="commands", exit_on_error=False)
-    def _run(
-        self, screen: Screen[Any], label: str, func: Callable[..., str], args: tuple[object, ...]
+    def _steer(
+        self,
+        screen: Screen[Any],
+        session: Session,
+        study: str,
+        verb: Callable[..., steering.Outcome],
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
     ) -> None:
+        label = verb.__name__.replace("_", "-")
         try:
-            text = func(*args)
+            steered = steering.Steered(
+                session.target, study, storage=session.storage, study_id=session.study_id(study)
+            )
+            outcome = verb(steered, *args, **kwargs)
         except UserError as exc:
             screen.post_message(ActionDone(False, f"{label}: {exc.message}"))
             return
         except Exception as exc:  # a storage error or a bug: one line, the app stays up
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            screen.post_message(ActionDone(False, f"{label} failed: {first[:200]}"))
+            screen.post_message(ActionDone(False, f"{label} failed: {one_line(exc, limit=200)}"))
             return
-        screen.post_message(ActionDone(True, text))
+        screen.post_message(ActionDone(True, outcome.message))
 
     def report(self, message: ActionDone) -> None:
-        self.notify(message.text, severity="information" if message.ok else "error",
-                    timeout=6 if message.ok else 10)  # fmt: skip
+        """Show what a command did (the screen that asked calls this), and open the study it
+        launched."""
+        self.notify(
+            message.text,
+            severity="information" if message.ok else "error",
+            timeout=6 if message.ok else 10,
+        )
+        if message.opens:
+            self.open_study(message.opens)
+
+    # a new study --------------------------------------------------------------------------------
 
     def action_new_study(self) -> None:
         def done(form: object) -> None:
-            if isinstance(form, NewStudy):
-                self.run_command(self.screen, "launch", self._launch, form)
+            if isinstance(form, steering.NewStudy):
+                self._launch(self.screen, self.target, form)
 
         self.push_screen(forms.NewStudyForm(), done)
 
-    def _launch(self, form: NewStudy) -> str:
-        text = self.session.launch(form)
-        self.call_from_thread(self.open_study, form.study)
-        return text
+    @work(thread=True, group="commands", exit_on_error=False)
+    def _launch(self, screen: Screen[Any], target: StorageURL, form: steering.NewStudy) -> None:
+        try:
+            outcome = steering.launch(target, form)
+        except UserError as exc:
+            screen.post_message(ActionDone(False, f"launch: {exc.message}"))
+            return
+        screen.post_message(ActionDone(True, outcome.message, opens=form.study))
+
+    # help and palette ---------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(_help_text(self)))
+        self.push_screen(HelpScreen(help_text(self)))
 
     def action_screenshot(self) -> None:
         path = self.save_screenshot()

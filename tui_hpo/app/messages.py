@@ -1,7 +1,9 @@
-"""Messages the app's thread workers post; each carries an immutable snapshot.
+"""Messages the app's thread workers post; each carries an immutable snapshot or result.
 
-Polls can pile up faster than the UI paints them, so the frequent ones say ``can_replace``:
-Textual keeps only the newest one waiting in the queue (toolong's trick).
+A thread worker takes its inputs as arguments, does its I/O or computation, and posts one of
+these to the widget that started it; only the handler, on the UI thread, paints. Polls can
+pile up faster than the UI paints them, so the frequent ones say ``can_replace``: Textual keeps
+only the newest one waiting in the queue (toolong's trick).
 """
 
 from __future__ import annotations
@@ -12,69 +14,83 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
-from tui_hpo.session import HardwareRow, StudyRow, StudySnapshot
+from tui_hpo.data.session import StudyRow, StudySnapshot
+from tui_hpo.machine.figures import HardwareRow
 
 
-class _Replaceable(Message, bubble=False):
+class _Replaceable(Message):
+    """Kept only as the newest of its kind in a queue. Results go to the widget whose worker
+    made them (``bubble=False``); ``StorageDown`` bubbles, so a pane's failed read shows in
+    its screen's banner."""
+
     def can_replace(self, message: Message) -> bool:
         return type(message) is type(self)
 
 
-class StudiesLoaded(_Replaceable):
-    def __init__(self, rows: list[StudyRow]) -> None:
-        super().__init__()
-        self.rows = rows
+@dataclass
+class StudiesLoaded(_Replaceable, bubble=False):
+    rows: list[StudyRow]
 
 
-class SnapshotLoaded(_Replaceable):
-    def __init__(self, snapshot: StudySnapshot) -> None:
-        super().__init__()
-        self.snapshot = snapshot
+@dataclass
+class SnapshotLoaded(_Replaceable, bubble=False):
+    snapshot: StudySnapshot
 
 
-class ViewReady(_Replaceable):
-    """Row order for the trials table after sort and filter, for one frame generation."""
+@dataclass
+class ViewReady(_Replaceable, bubble=False):
+    """Row order for the trials table after sort and filter, for one frame generation; the
+    filter that made it (``error`` when the filter text could not be used)."""
 
-    def __init__(self, generation: int, view: np.ndarray, error: str | None = None) -> None:
-        super().__init__()
-        self.generation = generation
-        self.view = view
-        self.error = error
-
-
-class CurvesLoaded(_Replaceable):
-    def __init__(self, curves: dict[int, list[tuple[int, float]]], numbers: dict[int, int]):
-        super().__init__()
-        self.curves = curves
-        self.numbers = numbers  # trial id -> trial number, for labels
+    generation: int
+    view: np.ndarray
+    filter_text: str
+    error: str | None = None
 
 
-class DetailLoaded(_Replaceable):
-    def __init__(self, trial_id: int, detail: dict[str, Any]) -> None:
-        super().__init__()
-        self.trial_id = trial_id
-        self.detail = detail
+@dataclass
+class CurvesLoaded(_Replaceable, bubble=False):
+    curves: dict[int, list[tuple[int, float]]]
+    numbers: dict[int, int]
+    """trial id -> trial number, for labels"""
 
 
-class ImportanceLoaded(_Replaceable):
-    def __init__(self, importances: dict[str, float], n_complete: int) -> None:
-        super().__init__()
-        self.importances = importances
-        self.n_complete = n_complete
+@dataclass
+class DetailLoaded(_Replaceable, bubble=False):
+    trial_id: int
+    detail: dict[str, Any]
 
 
-class HardwareLoaded(_Replaceable):
-    def __init__(self, rows: dict[int, HardwareRow], log_lines: list[str]) -> None:
-        super().__init__()
-        self.rows = rows
-        self.log_lines = log_lines
+@dataclass
+class ImportanceLoaded(_Replaceable, bubble=False):
+    importances: dict[str, float]
+    n_complete: int
 
 
+@dataclass
+class HypervolumeLoaded(_Replaceable, bubble=False):
+    generation: int
+    numbers: np.ndarray
+    volumes: np.ndarray
+
+
+@dataclass
+class HardwareLoaded(_Replaceable, bubble=False):
+    rows: dict[int, HardwareRow]
+
+
+@dataclass
+class LogLoaded(_Replaceable, bubble=False):
+    path: str | None
+    lines: list[str]
+
+
+@dataclass
 class StorageDown(_Replaceable):
-    def __init__(self, error: str, retry_in: float) -> None:
-        super().__init__()
-        self.error = error
-        self.retry_in = retry_in
+    """A read failed: the storage is away (or refused us); retried after ``retry_in``."""
+
+    error: str
+    retry_in: float
 
 
 @dataclass
@@ -83,3 +99,5 @@ class ActionDone(Message):
 
     ok: bool
     text: str
+    opens: str | None = None
+    """A study to open now (one the app just launched)."""

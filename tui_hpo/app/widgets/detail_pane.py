@@ -1,0 +1,116 @@
+"""Pane 3: the selected trial (state, values, params, where it ran, why it failed, its user
+attrs) and its learning curve, with pinned trials' curves overlaid to compare."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.widgets import Static
+
+from tui_hpo.app.messages import CurvesLoaded, DetailLoaded, StorageDown
+from tui_hpo.app.widgets.plots import CurvesPlot
+from tui_hpo.data.frames import STATE_NAMES, TrialFrame
+from tui_hpo.data.session import Session
+from tui_hpo.errors import one_line
+
+MAX_PINNED = 6
+
+
+class DetailPane(Container):
+    DEFAULT_CSS = """
+    DetailPane #detail-text { height: auto; max-height: 12; }
+    """
+
+    def __init__(self, *, id: str = "detail") -> None:
+        super().__init__(id=id, classes="pane")
+        self.border_title = "3 trial"
+        self.pinned: list[int] = []
+        """Trial ids whose curves are overlaid."""
+        self._frame: TrialFrame | None = None
+        self._index: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="detail-text")
+        yield CurvesPlot(id="curves")
+
+    def show_trial(self, session: Session, frame: TrialFrame, index: int | None) -> None:
+        """Load and show the trial at row ``index`` of the frame (None: no trial)."""
+        self._frame, self._index = frame, index
+        if index is None:
+            self.query_one("#detail-text", Static).update("no trial selected")
+            return
+        trial_id = int(frame.trial_id[index])
+        ids = [trial_id] + [t for t in self.pinned if t != trial_id]
+        numbers = {}
+        for tid in ids:
+            where = np.flatnonzero(frame.trial_id == tid)
+            if len(where):
+                numbers[tid] = int(frame.number[where[0]])
+        self.load(session, frame.study_id, trial_id, ids, numbers)
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def load(
+        self,
+        session: Session,
+        study_id: int,
+        trial_id: int,
+        ids: list[int],
+        numbers: dict[int, int],
+    ) -> None:
+        try:
+            detail = session.detail(study_id, trial_id)
+            curves = session.curves(study_id, ids)
+        except Exception as exc:
+            self.post_message(StorageDown(one_line(exc, limit=200), 1.0))
+            return
+        self.post_message(DetailLoaded(trial_id, detail))
+        self.post_message(CurvesLoaded(curves, numbers))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        f, i = self._frame, self._index
+        if f is None or i is None or int(f.trial_id[i]) != message.trial_id:
+            return  # the cursor moved on meanwhile
+        state = STATE_NAMES[int(f.state[i])]
+        values = ", ".join(
+            f"{f.objective_name(k)}={v:.6g}" if f.metric_names else f"{v:.6g}"
+            for k, v in enumerate(f.values[i])
+            if not math.isnan(v)
+        )
+        params = "  ".join(f"{n}={c.display(i)}" for n, c in f.params.items() if c.display(i))
+        user = message.detail["user_attrs"]
+        system = message.detail["system_attrs"]
+        where = (
+            f"{user.get('tui_hpo.host', '?')} pid {user.get('tui_hpo.pid', '?')} "
+            f"gpu {user.get('tui_hpo.gpu', '-')}"
+        )
+        lines = [
+            f"[b]trial {int(f.number[i])}[/] {state}  values {values or '-'}",
+            f"params  {params}",
+            f"ran on  {where}  sampler {f.sampler[i] or '-'}",
+        ]
+        reason = user.get("tui_hpo.fail_reason") or system.get("fail_reason")
+        if reason:
+            lines.append(f"[red]fail reason[/] {reason}")
+        others = {k: v for k, v in user.items() if not k.startswith("tui_hpo.")}
+        if others:
+            lines.append("user attrs  " + json.dumps(others)[:300])
+        if self.pinned:
+            lines.append(f"comparing {len(self.pinned)} pinned trial(s) (c to pin/unpin)")
+        self.query_one("#detail-text", Static).update("\n".join(lines))
+
+    def on_curves_loaded(self, message: CurvesLoaded) -> None:
+        labels = {tid: f"#{n}" for tid, n in message.numbers.items()}
+        self.query_one(CurvesPlot).draw(message.curves, labels)
+
+    def toggle_pin(self, trial_id: int) -> bool:
+        """Pin or unpin a trial's curve; whether it is pinned now."""
+        if trial_id in self.pinned:
+            self.pinned.remove(trial_id)
+            return False
+        self.pinned = (self.pinned + [trial_id])[-MAX_PINNED:]
+        return True

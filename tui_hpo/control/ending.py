@@ -1,0 +1,80 @@
+"""Ending trials from outside the process that runs them.
+
+Used when a worker died (its trial would otherwise stay RUNNING until the heartbeat grace
+period ends) and by the control plane's fail-trial. The state change goes through Optuna's
+storage API, which refuses to touch a trial that has already finished, so a worker that ends
+its trial at the same moment wins cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from tui_hpo.control import budget
+from tui_hpo.control.provenance import running_trials_of_worker
+from tui_hpo.storage import attrs
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def fail_trial(study: optuna.Study, engine: sa.Engine, trial_id: int, reason: str) -> bool:
+    """FAIL a running trial with the reason; False when it had already finished.
+
+    The state changes first, through Optuna (which refuses a finished trial, so a worker that
+    ends the trial at the same moment wins cleanly); the reason is written after, straight into
+    Optuna's attribute tables, because Optuna allows no attribute on a finished trial.
+    """
+    import optuna
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    try:
+        if not study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    value = json.dumps(reason)
+    with engine.begin() as con:
+        for table, key in (
+            (models.TrialSystemAttributeModel.__table__, attrs.OPTUNA_FAIL_REASON),
+            (models.TrialUserAttributeModel.__table__, attrs.FAIL_REASON),
+        ):
+            con.execute(table.insert().values(trial_id=trial_id, key=key, value_json=value))
+    return True
+
+
+def requeue(
+    study: optuna.Study, engine: sa.Engine, trial: optuna.trial.FrozenTrial, max_retry: int
+) -> bool:
+    """Queue a trial that lost its worker again (Optuna's RetryHeartbeatStaleTrialCallback),
+    widening the budget by one: ``--n-trials`` counts trials that end, and the lost run is one
+    of them. False when the trial has used up its retries."""
+    import optuna
+
+    if len(trial.system_attrs.get("retry_history", [])) >= max_retry:
+        return False
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, trial)
+    budget.add_to_budget(engine, study._study_id, 1)
+    return True
+
+
+def fail_running_of_worker(
+    study: optuna.Study, engine: sa.Engine, worker_id: int, reason: str, *, retry: int | None = None
+) -> int:
+    """FAIL what a dead worker left RUNNING (and queue it again when ``retry`` allows),
+    instead of waiting for the heartbeat grace period; returns how many trials were failed."""
+    failed = 0
+    for trial_id in running_trials_of_worker(engine, study._study_id, worker_id):
+        if fail_trial(study, engine, trial_id, reason):
+            failed += 1
+            if retry:
+                requeue(study, engine, study._storage.get_trial(trial_id), retry)
+    return failed

@@ -1,0 +1,329 @@
+"""One function per steering verb: what ``tui-hpo pause S`` runs and what ``p`` in the app runs.
+
+Each verb checks its input, acts through the storage (so it reaches workers on any machine that
+can open it) and returns an ``Outcome``: what happened, in the words both front ends show. The
+CLI prints ``outcome.message``; the app shows it as a notification. Neither words a verb's
+result itself, so a shell and the app always say the same thing.
+
+A mistake the user can fix raises ``UserError`` (one line; the CLI exits 2, the app notifies)
+and leaves the storage as it was: input is checked before anything is written.
+
+The verbs take a ``Steered`` study: a study by name in a storage, opened when a verb first
+needs it. The CLI makes one per command; the app makes one per key press around the storage
+and study id it already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tui_hpo.control import local_workers, orders, queueing, registry, trial_orders
+from tui_hpo.control.specs import parse_kwargs, pruner_spec, sampler_spec
+from tui_hpo.control.trial_orders import not_running as not_running  # the app's words too
+from tui_hpo.errors import UserError
+from tui_hpo.storage import tables
+from tui_hpo.storage.urls import StorageURL
+
+if TYPE_CHECKING:
+    import optuna
+    import sqlalchemy as sa
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a verb did: ``message`` is shown as it is (one line, or a second one for what was
+    left undone); ``details`` holds the same facts for a program to read."""
+
+    verb: str
+    study: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Steered:
+    """A study to steer, by name, in a storage that is opened (and the study looked up) only
+    when a verb first needs it: a verb checks its input before it touches the storage, so a
+    mistake is reported as that mistake even when the storage is away too."""
+
+    def __init__(
+        self,
+        target: StorageURL,
+        name: str,
+        *,
+        storage: optuna.storages.RDBStorage | None = None,
+        study_id: int | None = None,
+    ) -> None:
+        self.target = target
+        self.name = name
+        self._storage = storage
+        self._study_id = study_id
+
+    @property
+    def storage(self) -> optuna.storages.RDBStorage:
+        if self._storage is None:
+            from tui_hpo.storage.engines import open_storage
+
+            self._storage = open_storage(self.target, must_exist=True)
+        return self._storage
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.storage.engine
+
+    @property
+    def study_id(self) -> int:
+        """The study's id, or one line naming the studies that exist."""
+        if self._study_id is None:
+            self._study_id = orders.study_id_of(self.engine, self.name)
+        return self._study_id
+
+    def optuna_study(self) -> optuna.Study:
+        import optuna
+
+        self.study_id  # noqa: B018 - the one-line "no study named" before Optuna's KeyError
+        return optuna.load_study(study_name=self.name, storage=self.storage)
+
+    def said(self, verb: str, text: str, **details: Any) -> Outcome:
+        return Outcome(verb, self.name, f"{self.name}: {text}", details)
+
+
+# pausing and freezing ---------------------------------------------------------------------------
+
+
+def pause(s: Steered) -> Outcome:
+    """Running trials finish; no worker starts another until ``resume``."""
+    orders.set_paused(s.engine, s.study_id, True)
+    return s.said("pause", "paused (running trials finish; no new trial starts until resume)")
+
+
+def resume(s: Steered) -> Outcome:
+    orders.set_paused(s.engine, s.study_id, False)
+    return s.said("resume", "resumed")
+
+
+def freeze(s: Steered) -> Outcome:
+    """SIGSTOP this machine's workers at once; they keep their memory, GPU memory included."""
+    return _frozen_or_thawed(s, "freeze", "froze", local_workers.freeze(s.engine, s.study_id))
+
+
+def thaw(s: Steered) -> Outcome:
+    return _frozen_or_thawed(s, "thaw", "thawed", local_workers.thaw(s.engine, s.study_id))
+
+
+def _frozen_or_thawed(s: Steered, verb: str, past: str, result: local_workers.Outcome) -> Outcome:
+    pids = ", ".join(str(w.pid) for w in result.done) or "none"
+    text = f"{past} {len(result.done)} local worker(s) (pid {pids})"
+    if result.elsewhere:
+        hosts = ", ".join(sorted({w.host for w in result.elsewhere}))
+        text += (
+            f"\n{len(result.elsewhere)} worker(s) on other hosts ({hosts}) left as they are: "
+            "run this command there"
+        )
+    return s.said(
+        verb,
+        text,
+        pids=[w.pid for w in result.done],
+        elsewhere=[f"{w.host}:{w.pid}" for w in result.elsewhere],
+    )
+
+
+# sampler and pruner -----------------------------------------------------------------------------
+
+
+def set_sampler(s: Steered, name: str, kwargs: str | None = None) -> Outcome:
+    """Every worker uses this sampler from its next trial; ``kwargs`` is JSON text."""
+    return _set_setting(s, "sampler", name, kwargs)
+
+
+def set_pruner(s: Steered, name: str, kwargs: str | None = None) -> Outcome:
+    return _set_setting(s, "pruner", name, kwargs)
+
+
+def check_setting(kind: str, name: str, kwargs: str | None) -> Any:
+    """The checked spec of a sampler or pruner (``kind``) named with JSON kwargs text: what a
+    form checks as the user types, and what ``set_sampler``/``set_pruner`` store."""
+    make = sampler_spec if kind == "sampler" else pruner_spec
+    return make(name, parse_kwargs(kwargs, f"{kind} kwargs"))
+
+
+def _set_setting(s: Steered, kind: str, name: str, kwargs: str | None) -> Outcome:
+    spec = check_setting(kind, name, kwargs)  # checked before anything is stored
+    orders.set_setting(s.engine, s.study_id, kind, spec)
+    return s.said(
+        f"set-{kind}",
+        f"{kind} {spec.label()} from every worker's next trial",
+        name=spec.name,
+        kwargs=spec.kwargs,
+    )
+
+
+# one trial ----------------------------------------------------------------------------------------
+
+
+def prune_trial(s: Steered, number: int) -> Outcome:
+    """Running trial ``number`` ends PRUNED at its next report, wherever it runs."""
+    trial_orders.order_prune(s.engine, s.study_id, number)
+    return s.said("prune-trial", f"trial {number} ends PRUNED at its next report", trial=number)
+
+
+def fail_trial(s: Steered, number: int) -> Outcome:
+    """Running trial ``number`` ends FAIL now; its worker process is killed and replaced."""
+    text = trial_orders.order_fail(s.optuna_study(), s.engine, number)
+    return s.said("fail-trial", text, trial=number)
+
+
+def check_params(text: str | None) -> dict[str, Any]:
+    """The params of a trial to enqueue, from JSON text: a form's check and ``enqueue``'s."""
+    params = parse_kwargs(text, "params")
+    if not params:
+        raise UserError('params: give at least one, e.g. {"lr": 0.001}')
+    return params
+
+
+def enqueue(s: Steered, params: str) -> Outcome:
+    """Queue a trial with these params (JSON text); it runs next, on top of the budget."""
+    values = check_params(params)
+    queueing.enqueue(s.optuna_study(), s.engine, values)
+    return s.said("enqueue", f"queued {json.dumps(values)}", params=values)
+
+
+# workers ------------------------------------------------------------------------------------------
+
+
+def stop(s: Steered) -> Outcome:
+    """Every worker of the study, on every machine, leaves after its current trial."""
+    orders.request_stop(s.engine, s.study_id)
+    return s.said("stop", "workers leave after their current trial")
+
+
+def scale(s: Steered, workers: int, *, relative: bool = False) -> Outcome:
+    """Grow or shrink this machine's workers of the study to ``workers`` (or by it, with
+    ``relative``). New workers start like the launch's first ones (same objective, GPUs
+    round-robin, fewest first); shrinking asks the newest to leave after their trial."""
+    from tui_hpo.runtime.spawn import WorkerRecipe, spawn_worker
+
+    if workers < 0 and not relative:
+        raise UserError("scale takes a number of workers, 0 or more")
+    local = [
+        w
+        for w in registry.live_workers(s.engine, s.study_id)
+        if w.is_local and not w.stop_requested
+    ]
+    before = len(local)
+    target = max(0, before + workers) if relative else workers
+    if target == before:
+        return s.said("scale", f"already {target} local workers", before=before, after=target)
+    if target < before:
+        leaving = sorted(local, key=lambda w: w.worker_id)[target:]
+        registry.request_worker_stop(s.engine, [w.worker_id for w in leaving])
+        pids = ", ".join(str(w.pid) for w in leaving)
+        return s.said(
+            "scale",
+            f"{before} -> {target} local workers (pid {pids} leave after their current trial)",
+            before=before,
+            after=target,
+        )
+    recipe = WorkerRecipe.from_json(_launch_recipe(s), s.name, s.target.url)
+    gpus = recipe.gpus_for(target - before, [w.gpu for w in local])
+    orders.clear_stop(s.engine, s.study_id)  # a scale-up undoes a study-wide stop
+    for gpu in gpus:
+        spawn_worker(recipe, gpu)
+    where = ", ".join("cpu" if g is None else f"GPU {g}" for g in gpus)
+    return s.said(
+        "scale",
+        f"{before} -> {target} local workers (started on {where})",
+        before=before,
+        after=target,
+    )
+
+
+def _launch_recipe(s: Steered) -> str:
+    import sqlalchemy as sa
+
+    st = tables.studies
+    with s.engine.connect() as con:
+        text = con.execute(sa.select(st.c.launch_json).where(st.c.study_id == s.study_id)).scalar()
+    if not text:
+        raise UserError(
+            f"study {s.name!r} was not launched by tui-hpo here, so there is no recipe for more "
+            "workers: use tui-hpo launch (or tui-hpo worker) to start them"
+        )
+    return str(text)
+
+
+# a new study ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewStudy:
+    """What the app's new-study form asks for."""
+
+    study: str
+    objective: str
+    directions: str = ""
+    sampler: str = "tpe"
+    sampler_kwargs: str = ""
+    pruner: str = "median"
+    pruner_kwargs: str = ""
+    n_trials: int | None = 100
+    workers: int = 2
+    gpus: str = ""
+    log_dir: str = ""
+
+    def launch_args(self) -> list[str]:
+        """``tui-hpo launch`` arguments for this form, detached."""
+        args = [
+            self.objective,
+            "--study",
+            self.study,
+            "--workers",
+            str(self.workers),
+            "--sampler",
+            self.sampler,
+            "--pruner",
+            self.pruner,
+            "--detach",
+        ]
+        if self.n_trials is not None:
+            args += ["--n-trials", str(self.n_trials)]
+        for flag, value in (
+            ("--directions", self.directions),
+            ("--gpus", self.gpus),
+            ("--sampler-kwargs", self.sampler_kwargs),
+            ("--pruner-kwargs", self.pruner_kwargs),
+            ("--log-dir", self.log_dir),
+        ):
+            if value:
+                args += [flag, value]
+        return args
+
+
+def launch(target: StorageURL, form: NewStudy) -> Outcome:
+    """Create the study and start its workers, detached: they outlive whoever asked.
+
+    Runs ``tui-hpo launch --detach`` as a process of its own: the same checks and messages as
+    in a shell, the objective (torch, say) is imported there and not into the caller, and
+    forking is safe there (the app has threads).
+    """
+    from tui_hpo.runtime.worker_config import STORAGE_ENV
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tui_hpo", "launch", *form.launch_args()],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **{STORAGE_ENV: target.url}),
+        timeout=300,
+    )
+    lines = [x for x in (done.stderr + done.stdout).splitlines() if x.strip()]
+    if done.returncode != 0:
+        errors = [x for x in lines if x.startswith("error:")] or lines[-1:]
+        raise UserError(errors[0].removeprefix("error: ") if errors else "launch failed")
+    return Outcome("launch", form.study, f"{form.study}: launched {form.workers} worker(s)", {})

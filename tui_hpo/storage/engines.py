@@ -1,0 +1,236 @@
+"""Opening a storage so that many processes can share it.
+
+SQLite is tuned for several worker processes on one machine: WAL journal (readers never block
+the writer), a long busy timeout (writers queue instead of failing with "database is locked"),
+``synchronous=NORMAL`` (safe with WAL, far fewer fsyncs). PostgreSQL needs nothing special; it
+gets a connect timeout so an unreachable server is reported within seconds.
+
+Optuna's tables are created by Optuna itself and never altered. tui-hpo's own tables (see
+``storage.tables``) sit beside them in the same database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tui_hpo.errors import UserError, one_line
+from tui_hpo.storage.urls import StorageURL
+
+if TYPE_CHECKING:
+    import optuna
+    import sqlalchemy
+
+SQLITE_BUSY_TIMEOUT_S = 120
+"""How long a SQLite writer waits for the lock. Long, because 16 workers ending trials at once
+queue for it; a short wait only turns queueing into "database is locked" failures."""
+
+CONNECT_TIMEOUT_S = 10
+
+
+def check_reachable(target: StorageURL, *, must_exist: bool) -> None:
+    """Fail with one line when the database can't be opened, before anything is written.
+
+    ``must_exist`` is for commands that only read: they must not leave an empty SQLite file
+    behind when the user mistyped its path.
+    """
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        path = target.sqlite_path
+        if not path.exists():
+            if must_exist:
+                raise UserError(f"no storage at {target.masked}: the file {path} does not exist")
+            if not path.parent.is_dir():
+                raise UserError(
+                    f"can't create storage {target.masked}: folder {path.parent} does not exist"
+                )
+            return
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            try:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"can't open storage {target.masked}: {exc}") from None
+        return
+    engine = _engine_for_check(target)
+    try:
+        with engine.connect() as con:
+            con.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # the driver's own error types vary; all mean "can't reach"
+        raise UserError(f"can't reach storage {target.masked}: {one_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _engine_for_check(target: StorageURL) -> sqlalchemy.Engine:
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.create_engine(
+            target.url, connect_args=_connect_args(target), poolclass=sqlalchemy.pool.NullPool
+        )
+    except ModuleNotFoundError as exc:
+        raise UserError(f"storage {target.masked} needs the {exc.name} driver") from None
+    except Exception as exc:
+        raise UserError(f"malformed storage URL {target.masked}: {one_line(exc)}") from None
+
+
+def _connect_args(target: StorageURL) -> dict[str, Any]:
+    if target.is_sqlite:
+        return {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    if target.backend == "postgresql":
+        return {"connect_timeout": CONNECT_TIMEOUT_S}
+    if target.backend == "mysql":
+        return {"connect_timeout": CONNECT_TIMEOUT_S}
+    return {}
+
+
+def _tune_sqlite(path: Path) -> None:
+    """Switch the file to WAL once; the mode is stored in the file and outlives connections.
+
+    Asking for WAL can fail at once with "database is locked" (SQLite doesn't always wait its
+    busy timeout there) while another process closes the last connection and checkpoints,
+    which happens whenever workers end while a command opens the storage: retried here. (The
+    mode is not read from the file's header instead: opening and closing the database file
+    outside SQLite drops the POSIX locks this process's SQLite connections hold on it.)"""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        con = sqlite3.connect(str(path), timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise UserError(f"can't open storage sqlite:///{path}: {exc}") from None
+        finally:
+            con.close()
+        time.sleep(0.05)
+
+
+def _on_sqlite_connect(dbapi_con: Any, _record: Any) -> None:
+    cur = dbapi_con.cursor()
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Heartbeat settings for RDB storages: on by default, so a dead worker's trial ends FAIL."""
+
+    interval: int = 10
+    grace_period: int | None = None
+    retry_failed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.interval < 1:
+            raise UserError("--heartbeat-interval must be at least 1 second")
+        if self.grace_period is not None and self.grace_period < self.interval:
+            raise UserError("--grace-period must be at least the heartbeat interval")
+        if self.retry_failed is not None and self.retry_failed < 0:
+            raise UserError("--retry-failed must be 0 or more")
+
+    @property
+    def grace(self) -> int:
+        return self.grace_period if self.grace_period is not None else 2 * self.interval
+
+
+def open_storage(
+    target: StorageURL,
+    *,
+    heartbeat: Heartbeat | None = None,
+    must_exist: bool = False,
+    stale_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    pre_ping: bool = False,
+) -> optuna.storages.RDBStorage:
+    """Open (creating Optuna's tables if needed) a storage shared by many processes.
+
+    Raises UserError for anything the user can fix: bad URL, server down, not an Optuna
+    storage, or a schema version this Optuna doesn't know.
+
+    ``pre_ping`` checks each pooled connection before use (one more round trip each time):
+    for the app, which has no retry around its reads. Workers retry instead (``retry``); after
+    a disconnect SQLAlchemy drops the whole pool's older connections by itself.
+    """
+    import optuna
+    import sqlalchemy
+
+    check_reachable(target, must_exist=must_exist)
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        _tune_sqlite(target.sqlite_path)
+    hb = heartbeat or Heartbeat()
+    callback = stale_callback
+    if callback is None and hb.retry_failed:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=hb.retry_failed)
+    engine_kwargs: dict[str, Any] = {"connect_args": _connect_args(target)}
+    if pre_ping and not target.is_sqlite:
+        engine_kwargs["pool_pre_ping"] = True
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    target.url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=hb.interval,
+                    grace_period=hb.grace_period,
+                    heartbeat_stale_trial_callback=callback,
+                )
+            break
+        except RuntimeError as exc:  # Optuna's schema-version mismatch
+            raise UserError(f"storage {target.masked}: {one_line(exc)}") from None
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            # two processes creating Optuna's tables in a new database at once (a status
+            # beside a first launch): the loser sees "already exists"; the tables are there now
+            racing = "already exists" in str(exc) or "duplicate key" in str(exc)
+            if not racing or attempt == 4:
+                raise UserError(f"can't open storage {target.masked}: {one_line(exc)}") from None
+            time.sleep(0.2 * (attempt + 1))
+    if target.is_sqlite:
+        sqlalchemy.event.listen(storage.engine, "connect", _on_sqlite_connect)
+        storage.engine.dispose()  # later connections get the pragmas
+    from tui_hpo.storage import tables
+
+    tables.ensure(storage.engine)
+    return storage
+
+
+def open_engine(
+    target: StorageURL, *, must_exist: bool = False, ensure_tables: bool = True
+) -> sqlalchemy.Engine:
+    """A plain SQLAlchemy engine on the storage, tuned like ``open_storage``'s, without Optuna:
+    for the supervisor, which only reads and writes tui-hpo's own rows. ``ensure_tables`` off
+    while a launch may still be creating the schema (no race to create the same tables)."""
+    import sqlalchemy
+
+    check_reachable(target, must_exist=must_exist)
+    engine = sqlalchemy.create_engine(target.url, connect_args=_connect_args(target))
+    if target.is_sqlite:
+        sqlalchemy.event.listen(engine, "connect", _on_sqlite_connect)
+    if ensure_tables:
+        from tui_hpo.storage import tables
+
+        tables.ensure(engine)
+    return engine
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+    """The study called ``name``, or one line naming the studies that do exist."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in storage.get_all_studies()]
+        known = ", ".join(sorted(names)[:10]) or "none"
+        raise UserError(f"no study named {name!r} in this storage (studies: {known})") from None

@@ -1,0 +1,97 @@
+"""One lock per study that every process of it honours, whatever machine it runs on.
+
+The trial budget (``control.budget``) counts trials and creates the next one under it:
+
+- PostgreSQL: a session-level advisory lock keyed by the study id, taken and released on one
+  connection held for the block;
+- MySQL: ``GET_LOCK`` on a name built from the study id;
+- SQLite (one machine by nature): ``flock`` on a side file beside the database
+  (``tui-hpo.db.tui-hpo-lock``), opened once per process and kept open.
+
+Why a side file, and why kept open: SQLite's own locks are POSIX byte-range locks, and POSIX
+drops every such lock a process holds on a file as soon as the process closes *any* descriptor
+of that file. Opening and closing the database file itself around each lock would silently
+release the locks this process's SQLite connections hold (the pitfall that once broke a WAL
+header read here). The side file is never opened by SQLite, and keeping its descriptor for the
+life of the process saves an open and a close per trial.
+
+A process that dies while holding the lock releases it with its connection or descriptor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+
+LOCK_NAMESPACE = 0x7475  # "tu": keeps our advisory locks apart from other applications'
+SQLITE_LOCK_SUFFIX = ".tui-hpo-lock"
+
+_side_files: dict[str, int] = {}
+"""Side-file path -> descriptor, opened once per process (see the module's docstring)."""
+
+_guard = threading.Lock()
+"""flock excludes processes, not threads sharing one descriptor: threads queue here first."""
+
+
+def _forget_inherited() -> None:
+    """A forked child opens its own: flock belongs to the open file, which a fork shares, so a
+    child using its parent's descriptor would get the lock while the parent holds it."""
+    for fd in _side_files.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _side_files.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited)
+
+
+def sqlite_lock_path(database: str) -> str:
+    return database + SQLITE_LOCK_SUFFIX
+
+
+def _side_file(path: str) -> int:
+    fd = _side_files.get(path)
+    if fd is None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        _side_files[path] = fd
+    return fd
+
+
+@contextlib.contextmanager
+def study_lock(engine: sa.Engine, study_id: int) -> Iterator[None]:
+    """Hold the study's lock for the duration of the block."""
+    backend = engine.dialect.name
+    if backend == "sqlite":
+        database = engine.url.database
+        assert database
+        with _guard:
+            fd = _side_file(sqlite_lock_path(os.path.abspath(database)))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        return
+    with engine.connect() as con:
+        if backend == "postgresql":
+            con.execute(sa.select(sa.func.pg_advisory_lock(LOCK_NAMESPACE, study_id)))
+            con.commit()
+            try:
+                yield
+            finally:
+                con.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_NAMESPACE, study_id)))
+                con.commit()
+        elif backend == "mysql":
+            name = f"tui_hpo_budget_{study_id}"
+            con.execute(sa.text("SELECT GET_LOCK(:n, -1)"), {"n": name})
+            try:
+                yield
+            finally:
+                con.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+        else:  # pragma: no cover - storage.urls.parse_url admits no other backend
+            yield
