@@ -1,27 +1,20 @@
-"""Shared fixtures: one storage fixture runs a test on SQLite and on PostgreSQL alike.
+"""Fixtures every layer's tests share: one storage fixture runs a test on SQLite and on
+PostgreSQL alike, a clean working folder, and ``cli`` to run ``tui-hpo`` as a user does.
 
-PostgreSQL: a server on 127.0.0.1:5432 with trust auth for user ``postgres`` (the development
-and CI machines have one; override with TUI_HPO_TEST_PG=postgresql+psycopg://user@host:port).
-Each test gets a database of its own, dropped afterwards.
+PostgreSQL: a server on 127.0.0.1:5432 with trust auth for user ``postgres`` (``make test``
+brings one up; override with TUI_HPO_TEST_PG=postgresql+psycopg://user@host:port). Each test
+gets a database of its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PG_SERVER = os.environ.get("TUI_HPO_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _admin_dsn() -> str:
-    return PG_SERVER.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+from tests.support import PG_SERVER, Cli, admin_dsn, run_cli
 
 
 @pytest.fixture
@@ -30,7 +23,7 @@ def postgres_url() -> Iterator[str]:
 
     name = f"tui_hpo_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg.connect(_admin_dsn(), autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(admin_dsn(), autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL at {PG_SERVER} is needed for this test: {exc}")
     with admin:
@@ -38,7 +31,7 @@ def postgres_url() -> Iterator[str]:
     try:
         yield f"{PG_SERVER}/{name}"
     finally:
-        with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+        with psycopg.connect(admin_dsn(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -64,53 +57,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """``tui-hpo ARGS`` as a real subprocess, the way a user runs it."""
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("TUI_HPO_STORAGE", "OPTUNA_STORAGE", "TUI_HPO_DEMO_SLEEP")
-    }
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "tui_hpo", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=timeout,
-    )
-
-
-def kill_worker(pid: int | None) -> None:
-    """SIGKILL a tui-hpo worker's process group, only if ``pid`` is still a tui-hpo process:
-    a pid from an exited worker's row may belong to anything by now (a PostgreSQL backend,
-    whose group is the whole server)."""
-    import signal
-
-    if not pid:
-        return
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return
-    # " -m tui_hpo ", the tui-hpo script or a supervisor forked by launch (which names itself
-    # "tui-hpo worker ..."), and never a PostgreSQL backend, whose command line names the test
-    # database ("postgres: postgres tui_hpo_test_...") and leads its own group
-    if cmdline.startswith("postgres") or not (
-        " -m tui_hpo " in f" {cmdline} "
-        or "bin/tui-hpo " in f"{cmdline} "
-        or cmdline.startswith("tui-hpo ")
-    ):
-        return
-    try:
-        group = os.getpgid(pid)
-        if group == pid and group != os.getpgrp():
-            os.killpg(group, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+@pytest.fixture
+def cli() -> Cli:
+    """``cli(*args, env=..., cwd=..., timeout=...)``: ``tui-hpo ARGS`` as a real subprocess,
+    the way a user runs it, without the storage variables of the shell that runs the tests."""
+    return run_cli

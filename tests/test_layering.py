@@ -217,3 +217,50 @@ def _joined(text: str) -> list[str]:
     return (
         text.replace("\n", " ").replace("KEPT", "KEPT\n").replace("BROKEN", "BROKEN\n").split("\n")
     )
+
+
+def _thread_workers(path: Path) -> list[ast.FunctionDef]:
+    """Methods decorated ``@work(thread=True, ...)`` in an app module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for deco in node.decorator_list:
+            if (
+                isinstance(deco, ast.Call)
+                and getattr(deco.func, "id", getattr(deco.func, "attr", None)) == "work"
+                and any(
+                    k.arg == "thread" and getattr(k.value, "value", False) for k in deco.keywords
+                )
+            ):
+                found.append(node)
+    return found
+
+
+def test_thread_workers_only_post_messages() -> None:
+    """A thread worker takes its inputs as arguments and posts a message: it queries no
+    widget, writes no attribute and calls nothing back on the UI thread (Textual's widgets
+    are not thread-safe; a message is)."""
+    workers = [(p, f) for p in APP_FILES for f in _thread_workers(p)]
+    assert len(workers) >= 8  # every pane's loader, the polls, the commands
+    for path, func in workers:
+        where = f"{path.relative_to(ROOT)}:{func.name}"
+        for node in ast.walk(func):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                assert node.func.attr not in ("query_one", "query", "call_from_thread"), where
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    assert not (
+                        isinstance(target, ast.Attribute)
+                        and isinstance(target.value, ast.Name)
+                        and target.value.id == "self"
+                    ), f"{where} writes self.{target.attr}"
+        posts = [
+            n
+            for n in ast.walk(func)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "post_message"
+        ]
+        assert posts, f"{where} posts no message"

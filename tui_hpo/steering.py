@@ -26,7 +26,6 @@ from tui_hpo.control import local_workers, orders, queueing, registry, trial_ord
 from tui_hpo.control.specs import parse_kwargs, pruner_spec, sampler_spec
 from tui_hpo.control.trial_orders import not_running as not_running  # the app's words too
 from tui_hpo.errors import UserError
-from tui_hpo.storage import tables
 from tui_hpo.storage.urls import StorageURL
 
 if TYPE_CHECKING:
@@ -231,7 +230,13 @@ def scale(s: Steered, workers: int, *, relative: bool = False) -> Outcome:
             before=before,
             after=target,
         )
-    recipe = WorkerRecipe.from_json(_launch_recipe(s), s.name, s.target.url)
+    recorded = orders.launch_recipe(s.engine, s.study_id)
+    if recorded is None:
+        raise UserError(
+            f"study {s.name!r} was not launched by tui-hpo here, so there is no recipe for more "
+            "workers: use tui-hpo launch (or tui-hpo worker) to start them"
+        )
+    recipe = WorkerRecipe.from_dict(recorded, s.name, s.target.url)
     gpus = recipe.gpus_for(target - before, [w.gpu for w in local])
     orders.clear_stop(s.engine, s.study_id)  # a scale-up undoes a study-wide stop
     for gpu in gpus:
@@ -243,20 +248,6 @@ def scale(s: Steered, workers: int, *, relative: bool = False) -> Outcome:
         before=before,
         after=target,
     )
-
-
-def _launch_recipe(s: Steered) -> str:
-    import sqlalchemy as sa
-
-    st = tables.studies
-    with s.engine.connect() as con:
-        text = con.execute(sa.select(st.c.launch_json).where(st.c.study_id == s.study_id)).scalar()
-    if not text:
-        raise UserError(
-            f"study {s.name!r} was not launched by tui-hpo here, so there is no recipe for more "
-            "workers: use tui-hpo launch (or tui-hpo worker) to start them"
-        )
-    return str(text)
 
 
 # a new study ----------------------------------------------------------------------------------

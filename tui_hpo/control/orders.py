@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -236,6 +237,17 @@ def launch_ready(engine: sa.Engine, name: str, token: str) -> int | None:
     if row is not None and row[1] and token in row[1]:
         return int(row[0])
     return None
+
+
+def launch_recipe(engine: sa.Engine, study_id: int) -> dict[str, Any] | None:
+    """How the study's last launch started its workers (``runtime.spawn.WorkerRecipe``, as
+    JSON in ``tui_hpo_studies.launch_json``), or None when no launch recorded one."""
+    import json
+
+    st = tables.studies
+    with engine.connect() as con:
+        text = con.execute(sa.select(st.c.launch_json).where(st.c.study_id == study_id)).scalar()
+    return json.loads(text) if text else None
 
 
 def wait_for_launch(engine: sa.Engine, name: str, token: str, timeout: float = 120.0) -> int:

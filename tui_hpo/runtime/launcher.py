@@ -159,6 +159,8 @@ class Launcher:
         self.plan = plan
         req = plan.request
         self.workers: list[WorkerProcess] = []
+        self.started = dt.datetime.now()
+        """Trials started since count toward the failure streak (Optuna's clock: local, naive)."""
         self.recipe = WorkerRecipe(
             objective=plan.objective,
             study=req.study,
@@ -171,9 +173,8 @@ class Launcher:
             trial_timeout=req.trial_timeout,
             max_consecutive_failures=req.max_consecutive_failures,
             token=uuid.uuid4().hex,
+            started_at=self.started.isoformat(),
         )
-        self.started = dt.datetime.now() - dt.timedelta(seconds=1)
-        """Trials started since count toward the failure streak (Optuna's clock: local, naive)."""
         self.gave_up: str | None = None
         """Why the search was stopped for failing trials (``failure_streak``), if it was."""
         self._fails_seen = 0

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tui_hpo.control.failure_streak import DEFAULT_LIMIT as DEFAULT_FAILURE_LIMIT
 from tui_hpo.errors import UserError
@@ -44,6 +45,9 @@ class WorkerRecipe:
     max_consecutive_failures: int = DEFAULT_FAILURE_LIMIT
     token: str = ""
     """Names this launch: workers started before the study is ready wait for it (below)."""
+    started_at: str = ""
+    """When the launch started (local time, ISO): its workers count failed trials in a row
+    from then on (``control.failure_streak``), whichever of them started first."""
 
     def to_json(self) -> str:
         # the URL stays out: it may hold a password, and whoever scales has it already
@@ -58,6 +62,7 @@ class WorkerRecipe:
                 "log_dir": str(self.log_dir),
                 "trial_timeout": self.trial_timeout,
                 "token": self.token,
+                "started_at": self.started_at,
                 "poll_interval": self.poll_interval,
                 "max_consecutive_failures": self.max_consecutive_failures,
             }
@@ -65,7 +70,10 @@ class WorkerRecipe:
 
     @classmethod
     def from_json(cls, text: str, study: str, storage_url: str) -> WorkerRecipe:
-        d = json.loads(text)
+        return cls.from_dict(json.loads(text), study, storage_url)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], study: str, storage_url: str) -> WorkerRecipe:
         return cls(
             objective=d["objective"],
             study=study,
@@ -76,6 +84,7 @@ class WorkerRecipe:
             log_dir=Path(d["log_dir"]),
             trial_timeout=d.get("trial_timeout"),
             token=d.get("token", ""),
+            started_at=d.get("started_at", ""),
             poll_interval=d.get("poll_interval"),
             max_consecutive_failures=d.get("max_consecutive_failures", DEFAULT_FAILURE_LIMIT),
         )

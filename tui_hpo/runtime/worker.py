@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from optuna.study._tell import _tell_with_warning
 
 from tui_hpo.control import budget, ending, failure_streak, provenance, registry, trial_orders
-from tui_hpo.control.orders import LAUNCH_TOKEN_ENV, Orders, wait_for_launch
+from tui_hpo.control.orders import LAUNCH_TOKEN_ENV, Orders, launch_recipe, wait_for_launch
 from tui_hpo.control.registry import SUPERVISOR_ENV
 from tui_hpo.control.specs import DEFAULT_PRUNER, DEFAULT_SAMPLER, make_pruner, make_sampler
 from tui_hpo.runtime import startup
@@ -53,11 +53,15 @@ class Worker:
 
         self.config = config
         _, self.func = objectives.load(config.objective)
+        self._started = dt.datetime.now()
+        """Optuna stamps trials with this machine's naive local time; so is this."""
         token = os.environ.get(LAUNCH_TOKEN_ENV)
         if token:  # started early by a launch: it creates the tables and the study, not us
             light = open_engine(config.storage, ensure_tables=False)
-            wait_for_launch(light, config.study, token)
+            recipe = launch_recipe(light, wait_for_launch(light, config.study, token)) or {}
             light.dispose()
+            if recipe.get("started_at"):  # the launch's workers count failures from its start
+                self._started = dt.datetime.fromisoformat(recipe["started_at"])
         self.storage = open_storage(
             config.storage,
             heartbeat=config.heartbeat,
@@ -92,8 +96,6 @@ class Worker:
         self._last_stale_check = 0.0
         self.trials_done = 0
         self._state = "starting"
-        self._started = dt.datetime.now() - dt.timedelta(seconds=1)
-        """Optuna stamps trials with this machine's naive local time; so is this."""
 
     # signals ---------------------------------------------------------------------------------
 

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PG_SERVER, kill_worker, run_cli
+
+from tests.support import PG_SERVER, Cli, kill_worker, run_cli
+
+pytestmark = pytest.mark.e2e
 
 SECRET = "Zq9-s3cret-Pw"
 
@@ -43,19 +46,19 @@ def _kill_workers(url: str, study: str) -> None:
             kill_worker(pid)
 
 
-def test_password_shows_nowhere(secret_url: str, tmp_path: Path) -> None:
+def test_password_shows_nowhere(cli: Cli, secret_url: str, tmp_path: Path) -> None:
     env = {"TUI_HPO_STORAGE": secret_url, "TUI_HPO_DEMO_SLEEP": "0.2"}
     logs = tmp_path / "logs"
     seen: list[str] = []
     study = "secret-study"
 
-    def cli(*args: str, with_flag: bool = False) -> None:
+    def say(*args: str, with_flag: bool = False) -> None:
         full = [*args, "--storage", secret_url] if with_flag else list(args)
-        done = run_cli(*full, env=env, cwd=tmp_path)
+        done = cli(*full, env=env, cwd=tmp_path)
         seen.append(done.stdout + done.stderr)
 
     try:
-        cli(
+        say(
             "launch",
             "objectives.synthetic:slow",
             "--study",
@@ -73,35 +76,35 @@ def test_password_shows_nowhere(secret_url: str, tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         running = ""
         while time.monotonic() < deadline:
-            out = run_cli("status", "--study", study, "--json", env=env)
+            out = cli("status", "--study", study, "--json", env=env)
             if out.returncode == 0 and json.loads(out.stdout)["studies"][0]["counts"]["RUNNING"]:
                 running = out.stdout
                 break
             time.sleep(0.5)
         assert running, "no trial started"
         seen.append(_all_cmdlines())  # workers and supervisors are alive now
-        cli("status")
-        cli("status", "--study", study, "--json")
-        cli("workers", study)
-        cli("workers", study, "--json", "--all")
-        cli("pause", study, with_flag=True)
-        cli("resume", study)
-        cli("set-sampler", study, "random")
-        cli("set-pruner", study, "none")
-        cli("enqueue", study, "--params", '{"x": 1.0, "y": 2.0, "lr": 0.01}')
-        cli("prune-trial", study, "99999")  # an error that names the storage
-        cli("fail-trial", study, "99999")
-        cli("pause", "no-such-study", with_flag=True)
-        cli("status", "--study", "no-such-study")
-        cli("launch", "objectives.synthetic:nope", "--study", "x", with_flag=True)
-        cli("create", "objectives.synthetic:quadratic", "--study", "created")
-        cli("scale", study, "3")
+        say("status")
+        say("status", "--study", study, "--json")
+        say("workers", study)
+        say("workers", study, "--json", "--all")
+        say("pause", study, with_flag=True)
+        say("resume", study)
+        say("set-sampler", study, "random")
+        say("set-pruner", study, "none")
+        say("enqueue", study, "--params", '{"x": 1.0, "y": 2.0, "lr": 0.01}')
+        say("prune-trial", study, "99999")  # an error that names the storage
+        say("fail-trial", study, "99999")
+        say("pause", "no-such-study", with_flag=True)
+        say("status", "--study", "no-such-study")
+        say("launch", "objectives.synthetic:nope", "--study", "x", with_flag=True)
+        say("create", "objectives.synthetic:quadratic", "--study", "created")
+        say("scale", study, "3")
         seen.append(_all_cmdlines())
         # unreachable and malformed URLs with passwords
         port_down = PG_SERVER.replace("postgres@", f"postgres:{SECRET}@").rsplit(":", 1)[0]
-        seen.append(run_cli("status", "--storage", f"{port_down}:1/x").stderr)
-        seen.append(run_cli("status", "--storage", f"po stgres://u:{SECRET}@h/db").stderr)
-        seen.append(run_cli("status", "--storage", f"mysql+nodriver://u:{SECRET}@h/db").stderr)
+        seen.append(cli("status", "--storage", f"{port_down}:1/x").stderr)
+        seen.append(cli("status", "--storage", f"po stgres://u:{SECRET}@h/db").stderr)
+        seen.append(cli("status", "--storage", f"mysql+nodriver://u:{SECRET}@h/db").stderr)
 
         # the app, on the same storage
         from tui_hpo.app.app import TuiHpoApp
@@ -121,7 +124,7 @@ def test_password_shows_nowhere(secret_url: str, tmp_path: Path) -> None:
         app_text = asyncio.run(look())
         assert study in app_text
         seen.append(app_text)
-        cli("stop", study)
+        say("stop", study)
     finally:
         _kill_workers(secret_url, study)
     for log in logs.glob("*.log"):

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import kill_worker, run_cli
+
+from tests.support import Cli, kill_worker, system_tool
+
+pytestmark = pytest.mark.e2e
 
 SECRET = "Hosts-s3cret"
 
@@ -31,7 +34,7 @@ def _free_port() -> int:
 def sshd(tmp_path: Path) -> Iterator[Path]:
     """An sshd on 127.0.0.1:PORT that lets this user in with a throwaway key; yields the path
     of an ssh config file naming it ``hpo-remote``."""
-    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    sshd_bin = system_tool("sshd")
     if not os.path.exists(sshd_bin) or not shutil.which("ssh"):
         pytest.fail("OpenSSH server and client are needed (.ci/run installs openssh-server)")
     d = tmp_path / "ssh"
@@ -76,7 +79,9 @@ def sshd(tmp_path: Path) -> Iterator[Path]:
         server.wait(timeout=10)
 
 
-def test_launch_on_hosts_through_ssh(sshd: Path, postgres_url: str, tmp_path: Path) -> None:
+def test_launch_on_hosts_through_ssh(
+    cli: Cli, sshd: Path, postgres_url: str, tmp_path: Path
+) -> None:
     url = postgres_url.replace("postgres@", f"postgres:{SECRET}@", 1)
     env = {"TUI_HPO_STORAGE": url, "TUI_HPO_DEMO_SLEEP": "0.3"}
     study = "remote"
@@ -115,7 +120,7 @@ def test_launch_on_hosts_through_ssh(sshd: Path, postgres_url: str, tmp_path: Pa
         deadline = time.monotonic() + 90
         remote: list[dict] = []
         while time.monotonic() < deadline and len(remote) < 2:
-            out = run_cli("workers", study, "--json", env=env)
+            out = cli("workers", study, "--json", env=env)
             if out.returncode == 0:
                 ws = json.loads(out.stdout)["workers"]
                 remote = [
@@ -135,25 +140,25 @@ def test_launch_on_hosts_through_ssh(sshd: Path, postgres_url: str, tmp_path: Pa
             for pid in (w["pid"], w["supervisor_pid"]):
                 assert SECRET not in _cmdline(pid) and "postgresql" not in _cmdline(pid)
         # steering reaches them through the storage
-        assert run_cli("pause", study, env=env).returncode == 0
+        assert cli("pause", study, env=env).returncode == 0
         deadline = time.monotonic() + 30  # running trials (3 s) finish first
         states: dict[int, str] = {}
         while time.monotonic() < deadline:
             states = {
                 w["worker_id"]: w["state"]
-                for w in json.loads(run_cli("workers", study, "--json", env=env).stdout)["workers"]
+                for w in json.loads(cli("workers", study, "--json", env=env).stdout)["workers"]
             }
             if all(states[w["worker_id"]] == "paused" for w in remote):
                 break
             time.sleep(0.5)
         assert all(states[w["worker_id"]] == "paused" for w in remote), states
-        assert run_cli("resume", study, env=env).returncode == 0
+        assert cli("resume", study, env=env).returncode == 0
         stdout, stderr = launch.communicate(timeout=240)
     finally:
         if launch.poll() is None:
             launch.kill()
-        run_cli("stop", study, env=env)
-        out = run_cli("workers", study, "--json", "--all", env=env)
+        cli("stop", study, env=env)
+        out = cli("workers", study, "--json", "--all", env=env)
         if out.returncode == 0:
             for w in json.loads(out.stdout)["workers"]:
                 kill_worker(w["pid"])

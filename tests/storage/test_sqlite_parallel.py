@@ -12,7 +12,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import run_cli
+
+from tests.support import Cli
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -20,10 +21,10 @@ N_TRIALS = 400
 WORKERS = 8
 
 
-@pytest.mark.slow
-def test_eight_workers_on_sqlite(sqlite_url: str, workdir: Path) -> None:
+@pytest.mark.e2e
+def test_eight_workers_on_sqlite(cli: Cli, sqlite_url: str, workdir: Path) -> None:
     logs = workdir / "logs"
-    proc = run_cli(
+    proc = cli(
         "launch",
         "objectives.synthetic:quadratic",
         "--study",

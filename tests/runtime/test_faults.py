@@ -21,7 +21,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import kill_worker, run_cli
+
+from tests.support import Cli, kill_worker, run_cli, system_tool
+
+pytestmark = pytest.mark.e2e
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -181,7 +184,7 @@ class OwnPostgres:
 
     def __init__(self) -> None:
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-        if not bins or not shutil.which("runuser"):
+        if not bins or not Path(system_tool("runuser")).is_absolute():
             pytest.fail("PostgreSQL server binaries are needed (Debian's postgresql package)")
         self.bin = bins[-1]
         self.root = Path(tempfile.mkdtemp(prefix="tui-hpo-pg-", dir="/tmp"))
@@ -195,7 +198,10 @@ class OwnPostgres:
 
     def _as_postgres(self, *cmd: str) -> None:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=120
+            [system_tool("runuser"), "-u", "postgres", "--", *cmd],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
     def start(self) -> None:
@@ -301,9 +307,11 @@ def test_postgres_down_for_ten_seconds(own_postgres: OwnPostgres, tmp_path: Path
 # SQLite, 16 workers ---------------------------------------------------------------------------
 
 
-def test_sqlite_sixteen_workers_two_thousand_trials(sqlite_url: str, tmp_path: Path) -> None:
+def test_sqlite_sixteen_workers_two_thousand_trials(
+    cli: Cli, sqlite_url: str, tmp_path: Path
+) -> None:
     study = "many"
-    out = run_cli(
+    out = cli(
         "launch",
         "objectives.synthetic:quadratic",
         "--study",
@@ -333,7 +341,7 @@ def test_sqlite_sixteen_workers_two_thousand_trials(sqlite_url: str, tmp_path: P
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGHUP"])
 def test_workers_outlive_the_app(how: str, sqlite_url: str, tmp_path: Path) -> None:
-    if not shutil.which("tmux"):
+    if not Path(system_tool("tmux")).is_absolute():
         pytest.fail("tmux is needed (apt-get install tmux)")
     study = f"outlive-{how.lower()}"
     with cleanup(sqlite_url, study):
@@ -358,7 +366,7 @@ def test_workers_outlive_the_app(how: str, sqlite_url: str, tmp_path: Path) -> N
         cmd = f"{sys.executable} -m tui_hpo ui --storage {sqlite_url} --study {study}"
         subprocess.run(
             [
-                "tmux",
+                system_tool("tmux"),
                 "new-session",
                 "-d",
                 "-s",
@@ -428,7 +436,7 @@ def test_workers_outlive_the_app(how: str, sqlite_url: str, tmp_path: Path) -> N
 # two controllers at once -----------------------------------------------------------------------
 
 
-def test_app_and_cli_steering_at_once(storage_url: str, tmp_path: Path) -> None:
+def test_app_and_cli_steering_at_once(cli: Cli, storage_url: str, tmp_path: Path) -> None:
     study = "two-controllers"
     with cleanup(storage_url, study):
         _launch(
@@ -468,9 +476,7 @@ def test_app_and_cli_steering_at_once(storage_url: str, tmp_path: Path) -> None:
 
         asyncio.run(both())
         out = json.loads(
-            run_cli(
-                "status", "--study", study, "--json", env={"TUI_HPO_STORAGE": storage_url}
-            ).stdout
+            cli("status", "--study", study, "--json", env={"TUI_HPO_STORAGE": storage_url}).stdout
         )
         s = out["studies"][0]
         assert s["paused"] is True and s["sampler"]["name"] == "random"

@@ -29,6 +29,8 @@ from tui_hpo.errors import UserError
 from tui_hpo.runtime.objectives import parse_spec
 from tui_hpo.storage.urls import parse_url
 
+pytestmark = pytest.mark.e2e
+
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 FUZZ_CLI = settings(
     max_examples=30,

@@ -6,6 +6,7 @@ table in ``ROWS`` is the same data as written out in ``frame()``, for reading th
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -18,7 +19,15 @@ from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from tui_hpo.data import filters
-from tui_hpo.data.filters import HELP, MAX_DEPTH, MAX_LENGTH, Filter, FilterError, parse
+from tui_hpo.data.filters import (
+    HELP,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    Filter,
+    FilterError,
+    parse,
+    study_fields,
+)
 from tui_hpo.data.frames import STATE_CODE, Categorical, ParamColumn, TrialFrame
 from tui_hpo.errors import UserError
 
@@ -650,3 +659,40 @@ def test_no_eval_and_no_textual() -> None:
     assert not re.search(r"(?<![.\w])(eval|exec|literal_eval|compile)\(", source)
     code = "import sys, tui_hpo.data.filters; assert 'textual' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# metric names -----------------------------------------------------------------------------------
+
+NAMED = dataclasses.replace(FRAME, metric_names=("error", "x"))
+"""The same trials with named objectives; the second shares its name with the param ``x``."""
+
+
+def named_rows(text: str, fields: object = None) -> list[int]:
+    m = parse(text, fields).mask(NAMED, now=NOW)  # type: ignore[arg-type]
+    return [int(n) for n in NAMED.number[m]]
+
+
+def test_an_objective_by_its_metric_name() -> None:
+    assert named_rows("error < 1") == rows("value < 1") == [0, 5, 7]
+    assert named_rows("error >= 0.5 and state == complete") == [0, 1]
+
+
+def test_a_metric_name_wins_over_a_param_of_that_name() -> None:
+    assert named_rows("x < 1") == rows("value1 < 1") == [5, 7]
+
+
+def test_metric_names_are_known_at_parse_time_when_given() -> None:
+    fields = study_fields(PARAMS, ("error", "x"))
+    assert named_rows("error < 1", fields) == [0, 5, 7]
+    with pytest.raises(FilterError, match="unknown field 'eror'.*error"):
+        parse("eror < 1", fields)
+
+
+def test_a_metric_name_compares_with_numbers_only() -> None:
+    with pytest.raises(FilterError, match="'error' compares with numbers"):
+        named_rows("error == relu")
+
+
+def test_without_names_a_metric_name_is_unknown() -> None:
+    with pytest.raises(FilterError, match="unknown field 'error'"):
+        rows("error < 1")

@@ -25,12 +25,13 @@ import optuna
 import psutil
 import pytest
 import sqlalchemy as sa
-from conftest import run_cli
 from optuna.trial import FrozenTrial
+
+from tests.support import Cli, run_cli
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 QUADRATIC = "objectives.synthetic:quadratic"
 SLOW = "objectives.synthetic:slow"
@@ -321,7 +322,7 @@ def test_exact_budget_provenance_and_second_launch(storage_url: str, workdir: Pa
     assert pids_of(new).isdisjoint(pids_of(old))
 
 
-def test_multi_objective(storage_url: str, workdir: Path) -> None:
+def test_multi_objective(cli: Cli, storage_url: str, workdir: Path) -> None:
     proc = launch(
         storage_url,
         "MO",
@@ -339,7 +340,7 @@ def test_multi_objective(storage_url: str, workdir: Path) -> None:
     assert states(trials)["COMPLETE"] == 10
     assert all(len(t.values) == 2 for t in trials)
 
-    status = run_cli("status", "--json", "--study", "MO", "--storage", storage_url)
+    status = cli("status", "--json", "--study", "MO", "--storage", storage_url)
     assert status.returncode == 0, status.stderr
     (study,) = json.loads(status.stdout)["studies"]
     assert study["directions"] == ["minimize", "minimize"]
@@ -699,7 +700,7 @@ def test_ctrl_c_stops_everything(sqlite_url: str, workdir: Path, background: Any
 # more workers ---------------------------------------------------------------------------------
 
 
-def test_plain_worker_joins(storage_url: str, workdir: Path, background: Any) -> None:
+def test_plain_worker_joins(cli: Cli, storage_url: str, workdir: Path, background: Any) -> None:
     sleep = {"TUI_HPO_DEMO_SLEEP": "0.05"}  # 0.5 s a trial: the joining worker gets its share
     bg = background(
         "launch",
@@ -720,7 +721,7 @@ def test_plain_worker_joins(storage_url: str, workdir: Path, background: Any) ->
         env=sleep,
     )
     bg.wait_started()
-    joined = run_cli(
+    joined = cli(
         "worker",
         QUADRATIC,
         "--study",
@@ -740,7 +741,7 @@ def test_plain_worker_joins(storage_url: str, workdir: Path, background: Any) ->
 # which storage --------------------------------------------------------------------------------
 
 
-def test_storage_resolution(workdir: Path) -> None:
+def test_storage_resolution(cli: Cli, workdir: Path) -> None:
     dirs = {name: workdir / name for name in ("tui", "optuna", "default")}
     for d in dirs.values():
         d.mkdir()
@@ -773,8 +774,8 @@ def test_storage_resolution(workdir: Path) -> None:
 
     # TUI_HPO_STORAGE beats OPTUNA_STORAGE, and --storage beats both
     both = {"TUI_HPO_STORAGE": tui_url, "OPTUNA_STORAGE": optuna_url}
-    status = run_cli("status", "--json", env=both, cwd=workdir)
+    status = cli("status", "--json", env=both, cwd=workdir)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["storage"] == tui_url
-    status = run_cli("status", "--json", "--storage", optuna_url, env=both, cwd=workdir)
+    status = cli("status", "--json", "--storage", optuna_url, env=both, cwd=workdir)
     assert json.loads(status.stdout)["storage"] == optuna_url

@@ -36,6 +36,8 @@ from tui_hpo.app.widgets.front_pane import FrontPane
 from tui_hpo.app.widgets.trials_table import TrialsTable
 from tui_hpo.storage.urls import parse_url
 
+pytestmark = pytest.mark.e2e
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 URL = "sqlite:///snapshots.db"

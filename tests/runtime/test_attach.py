@@ -3,7 +3,7 @@ steering commands: it shows up in ``workers``, waits while paused, goes on after
 a switched sampler from its next trial, and leaves on ``stop`` (exit code 0, budget unspent).
 
 The script runs as a subprocess of its own, exactly as a user runs it; the commands are
-``python -m tui_hpo`` subprocesses (helpers shared with test_control.py).
+``python -m tui_hpo`` subprocesses (helpers shared with tests/steering).
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_control import Steered, alive, cli_env, started_at, wait_for
+
+from tests.steering.running import RunningStudy, cli_env, started_at
+from tests.support import alive, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 N_TRIALS = 500
 
@@ -49,15 +51,15 @@ print("optimize returned after", len(study.trials), "trials")
 
 
 @pytest.fixture
-def study(storage_url: str, workdir: Path) -> Iterator[Steered]:
-    s = Steered(storage_url, "plain", workdir)
+def study(storage_url: str, workdir: Path) -> Iterator[RunningStudy]:
+    s = RunningStudy(storage_url, "plain", workdir)
     try:
         yield s
     finally:
         s.cleanup()
 
 
-def test_plain_optuna_script_obeys_steering(study: Steered) -> None:
+def test_plain_optuna_script_obeys_steering(study: RunningStudy) -> None:
     script = study.tmp_path / "plain_script.py"
     script.write_text(PLAIN_SCRIPT)
     out = study.tmp_path / "plain_script.out"

@@ -16,10 +16,12 @@ import optuna
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from conftest import run_cli
 
-from tui_hpo.cli import cli
+from tests.support import Cli
+from tui_hpo.cli import cli as tui_hpo_command
 from tui_hpo.machine import gpus
+
+pytestmark = pytest.mark.e2e
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -75,7 +77,7 @@ def make_study(url: str, name: str, directions: list[str]) -> None:
 
 
 def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="tui-hpo")
+    return CliRunner().invoke(tui_hpo_command, list(args), prog_name="tui-hpo")
 
 
 def assert_one_error(result: Result, *needles: str, code: int = 2) -> str:
@@ -143,14 +145,14 @@ def test_launch_bad_storage_url(workdir: Path, url: str, needles: list[str]) -> 
         pytest.param(UNREACHABLE, ["can't reach storage"], id="unreachable"),
     ],
 )
-def test_worker_bad_storage_url(workdir: Path, url: str, needles: list[str]) -> None:
-    proc = run_cli("worker", QUADRATIC, "--study", "S", "--storage", url, cwd=workdir)
+def test_worker_bad_storage_url(cli: Cli, workdir: Path, url: str, needles: list[str]) -> None:
+    proc = cli("worker", QUADRATIC, "--study", "S", "--storage", url, cwd=workdir)
     assert_one_error_proc(proc, *needles)
     assert list(workdir.iterdir()) == []
 
 
-def test_storage_url_from_environment_is_checked_too(workdir: Path) -> None:
-    proc = run_cli("status", env={"TUI_HPO_STORAGE": "notaurl"}, cwd=workdir)
+def test_storage_url_from_environment_is_checked_too(cli: Cli, workdir: Path) -> None:
+    proc = cli("status", env={"TUI_HPO_STORAGE": "notaurl"}, cwd=workdir)
     assert_one_error_proc(proc, "malformed storage URL")
     assert list(workdir.iterdir()) == []
 
@@ -162,12 +164,12 @@ def test_password_in_a_malformed_url_is_not_echoed(workdir: Path) -> None:
         assert "***" in line
 
 
-def test_status_on_missing_sqlite_file(workdir: Path) -> None:
+def test_status_on_missing_sqlite_file(cli: Cli, workdir: Path) -> None:
     db = workdir / "nope.db"
     url = f"sqlite:///{db}"
     assert_one_error(invoke("status", "--storage", url), "no storage at", str(db))
     assert_one_error(invoke("status", "--json", "--study", "S", "--storage", url), "no storage")
-    proc = run_cli("status", "--storage", url, cwd=workdir)
+    proc = cli("status", "--storage", url, cwd=workdir)
     assert_one_error_proc(proc, "does not exist")
     assert not db.exists()
     assert list(workdir.iterdir()) == []
@@ -205,39 +207,39 @@ def test_status_unknown_study(storage_url: str, workdir: Path) -> None:
     assert tui_rows(storage_url) == before
 
 
-def test_status_unknown_study_subprocess(storage_url: str, workdir: Path) -> None:
+def test_status_unknown_study_subprocess(cli: Cli, storage_url: str, workdir: Path) -> None:
     make_study(storage_url, "real", ["minimize"])
-    proc = run_cli("status", "--study", "nope", "--storage", storage_url, cwd=workdir)
+    proc = cli("status", "--study", "nope", "--storage", storage_url, cwd=workdir)
     assert_one_error_proc(proc, "no study named 'nope'")
     assert study_names(storage_url) == ["real"]
 
 
-def test_worker_unknown_study(storage_url: str, workdir: Path) -> None:
+def test_worker_unknown_study(cli: Cli, storage_url: str, workdir: Path) -> None:
     make_study(storage_url, "real", ["minimize"])
     before = tui_rows(storage_url)
-    proc = run_cli("worker", QUADRATIC, "--study", "nope", "--storage", storage_url, cwd=workdir)
+    proc = cli("worker", QUADRATIC, "--study", "nope", "--storage", storage_url, cwd=workdir)
     assert_one_error_proc(proc, "no study named 'nope'", "real")
     assert study_names(storage_url) == ["real"]
     assert tui_rows(storage_url) == before  # no worker row was registered
 
 
-def test_worker_unknown_study_via_environment(sqlite_url: str, workdir: Path) -> None:
+def test_worker_unknown_study_via_environment(cli: Cli, sqlite_url: str, workdir: Path) -> None:
     make_study(sqlite_url, "real", ["minimize"])
-    proc = run_cli("worker", QUADRATIC, "--study", "nope", env={"TUI_HPO_STORAGE": sqlite_url})
+    proc = cli("worker", QUADRATIC, "--study", "nope", env={"TUI_HPO_STORAGE": sqlite_url})
     assert_one_error_proc(proc, "no study named 'nope'")
     assert study_names(sqlite_url) == ["real"]
 
 
-def test_worker_on_missing_sqlite_file_leaves_no_file(workdir: Path) -> None:
+def test_worker_on_missing_sqlite_file_leaves_no_file(cli: Cli, workdir: Path) -> None:
     db = workdir / "typo.db"
-    proc = run_cli("worker", QUADRATIC, "--study", "S", "--storage", f"sqlite:///{db}")
+    proc = cli("worker", QUADRATIC, "--study", "S", "--storage", f"sqlite:///{db}")
     assert_one_error_proc(proc)
     assert not db.exists()
 
 
-def test_worker_bad_objective(sqlite_url: str, workdir: Path) -> None:
+def test_worker_bad_objective(cli: Cli, sqlite_url: str, workdir: Path) -> None:
     make_study(sqlite_url, "S", ["minimize"])
-    proc = run_cli("worker", "nosuchmod_tuihpo:objective", "--study", "S", "--storage", sqlite_url)
+    proc = cli("worker", "nosuchmod_tuihpo:objective", "--study", "S", "--storage", sqlite_url)
     assert_one_error_proc(proc, "objective module 'nosuchmod_tuihpo' not found")
     assert tui_rows(sqlite_url) == {}
 
@@ -284,7 +286,7 @@ def test_launch_bad_objective(storage_url: str, objective_files: Path) -> None:
     assert not (objective_files / "tui-hpo-logs").exists()
 
 
-def test_launch_bad_objective_subprocess(workdir: Path) -> None:
+def test_launch_bad_objective_subprocess(cli: Cli, workdir: Path) -> None:
     db = workdir / "x.db"
     (workdir / "notcallable.py").write_text("objective = 3\n")
     for spec, needle in [
@@ -292,7 +294,7 @@ def test_launch_bad_objective_subprocess(workdir: Path) -> None:
         ("notcallable.py:objective", "not a function"),
         ("objectives.synthetic:nope", "has no 'nope'"),
     ]:
-        proc = run_cli(*launch_args(f"sqlite:///{db}", objective=spec), cwd=workdir)
+        proc = cli(*launch_args(f"sqlite:///{db}", objective=spec), cwd=workdir)
         assert_one_error_proc(proc, needle)
     assert not db.exists()
 
@@ -324,9 +326,9 @@ def test_direction_count_disagrees_with_existing_study(storage_url: str, workdir
         storage.engine.dispose()
 
 
-def test_direction_count_disagrees_subprocess(sqlite_url: str, workdir: Path) -> None:
+def test_direction_count_disagrees_subprocess(cli: Cli, sqlite_url: str, workdir: Path) -> None:
     make_study(sqlite_url, "MO", ["minimize", "minimize"])
-    proc = run_cli(
+    proc = cli(
         "launch",
         "objectives.synthetic:zdt1",
         "--study",
@@ -344,8 +346,10 @@ def test_direction_count_disagrees_subprocess(sqlite_url: str, workdir: Path) ->
     assert not (workdir / "tui-hpo-logs").exists()
 
 
-def test_direction_flags_disagreeing_with_objective_count(sqlite_url: str, workdir: Path) -> None:
-    proc = run_cli(
+def test_direction_flags_disagreeing_with_objective_count(
+    cli: Cli, sqlite_url: str, workdir: Path
+) -> None:
+    proc = cli(
         "launch",
         "objectives.synthetic:zdt1",
         "--study",
@@ -435,9 +439,9 @@ def test_gpu_options_with_two_gpus(workdir: Path, monkeypatch: pytest.MonkeyPatc
     assert list(workdir.iterdir()) == []
 
 
-def test_gpu_index_not_there_subprocess(workdir: Path) -> None:
+def test_gpu_index_not_there_subprocess(cli: Cli, workdir: Path) -> None:
     url = f"sqlite:///{workdir / 'x.db'}"
-    proc = run_cli(*launch_args(url, "--gpus", "3"), env={"TUI_HPO_GPU_COUNT": "1"}, cwd=workdir)
+    proc = cli(*launch_args(url, "--gpus", "3"), env={"TUI_HPO_GPU_COUNT": "1"}, cwd=workdir)
     assert_one_error_proc(proc, "GPU 3 is not there: this machine has 1 GPU (0)")
     assert list(workdir.iterdir()) == []
 
@@ -455,9 +459,11 @@ def test_gpu_index_not_there_subprocess(workdir: Path) -> None:
         ),
     ],
 )
-def test_launch_bad_options_subprocess(workdir: Path, extra: list[str], needle: str) -> None:
+def test_launch_bad_options_subprocess(
+    cli: Cli, workdir: Path, extra: list[str], needle: str
+) -> None:
     db = workdir / "x.db"
-    proc = run_cli(*launch_args(f"sqlite:///{db}", *extra), cwd=workdir)
+    proc = cli(*launch_args(f"sqlite:///{db}", *extra), cwd=workdir)
     assert_one_error_proc(proc, needle)
     assert list(workdir.iterdir()) == []
 

@@ -14,512 +14,73 @@ used as assertions; a short pause is only used to show that something did *not* 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
-import os
-import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-import psutil
 import pytest
-import sqlalchemy as sa
-from conftest import run_cli
-from optuna.distributions import FloatDistribution
-from optuna.trial import TrialState, create_trial
+from optuna.trial import TrialState
 from textual.command import CommandList, CommandPalette
-from textual.css.query import NoMatches
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
 
+from tests.app.pilot import (
+    HANG,
+    QUADRATIC,
+    SLOW,
+    SMALL,
+    WIDE,
+    NotingApp,
+    Workers,
+    alive,
+    engine_of,
+    fill,
+    form_error,
+    header,
+    live,
+    open_study,
+    orders,
+    plain_study,
+    proc_state,
+    prompt,
+    run,
+    running_with_pid,
+    selected_settles,
+    shown_numbers,
+    shown_states,
+    state_of,
+    status,
+    status_cli,
+    study_screen,
+    submit_form,
+    table_of,
+    text,
+    trial_state,
+    trials_of,
+    type_into,
+    until,
+    until_db,
+    workers_of,
+)
 from tui_hpo.app.app import HelpScreen, TuiHpoApp
 from tui_hpo.app.screens.forms import (
     ConfirmScreen,
     EnqueueForm,
     NewStudyForm,
-    PromptScreen,
     SettingForm,
 )
 from tui_hpo.app.screens.studies import StudiesScreen
 from tui_hpo.app.screens.study import PANES, StudyScreen
 from tui_hpo.app.widgets.detail_pane import DetailPane
 from tui_hpo.app.widgets.front_pane import FrontPane
-from tui_hpo.app.widgets.trials_table import TrialsTable
-from tui_hpo.control import orders as control
-from tui_hpo.control import registry
 from tui_hpo.data import summaries as reads
-from tui_hpo.data.frames import STATE_CODE, STATE_NAMES
-from tui_hpo.storage.engines import open_storage
+from tui_hpo.data.frames import STATE_CODE
 from tui_hpo.storage.urls import parse_url
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-QUADRATIC = "objectives.synthetic:quadratic"
-SLOW = "objectives.synthetic:slow"
-HANG = "objectives.synthetic:hang"
-FAST = ["--heartbeat-interval", "1", "--poll-interval", "0.2"]
-NO_GPU = {"TUI_HPO_GPU_COUNT": "0"}
-WAIT = 90.0  # seconds: generous, the machine is shared
-SMALL = (80, 24)
-WIDE = (160, 48)
-
-QUAD_DISTS = {
-    "x": FloatDistribution(-10.0, 10.0),
-    "y": FloatDistribution(-10.0, 10.0),
-    "lr": FloatDistribution(1e-5, 1e-1, log=True),
-}
-T0 = dt.datetime(2025, 1, 1, 12, 0, 0)
-
-
-# the app, recording its notifications -------------------------------------------------------
-
-
-class App(TuiHpoApp):
-    """The real app; every notification is also kept in ``notes`` (toasts expire)."""
-
-    def __init__(self, url: str, study: str | None = None) -> None:
-        super().__init__(parse_url(url), study)
-        self.notes: list[tuple[str, str]] = []
-
-    def notify(self, message: str, *, severity: Any = "information", **kw: Any) -> None:
-        self.notes.append((str(message), str(severity)))
-        super().notify(message, severity=severity, **kw)
-
-    def noted(self, part: str, severity: str | None = None) -> bool:
-        return any(part in m and severity in (None, s) for m, s in self.notes)
-
-
-def run(scenario: Awaitable[None]) -> None:
-    asyncio.run(scenario)  # type: ignore[arg-type]
-
-
-async def until(
-    pilot: Pilot[Any], cond: Callable[[], object], what: str, timeout: float = WAIT
-) -> None:
-    """Let the app run until ``cond()`` (evaluated on the app's loop) holds."""
-    deadline = time.monotonic() + timeout
-    while not _holds(cond):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def _holds(cond: Callable[[], object]) -> bool:
-    try:
-        return bool(cond())
-    except NoMatches:  # a screen still composing, or another one on top
-        return False
-
-
-async def until_db(
-    pilot: Pilot[Any], cond: Callable[[], object], what: str, timeout: float = WAIT
-) -> Any:
-    """Like ``until`` for a condition that reads the storage or processes: run in a thread,
-    so the app keeps painting and polling meanwhile. Returns the condition's value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(cond)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await pilot.pause(0.3)
-
-
-def text(widget: Any) -> str:
-    return str(widget.render())
-
-
-def table_of(app: TuiHpoApp) -> TrialsTable:
-    return app.screen.query_one(TrialsTable)
-
-
-def study_screen(app: TuiHpoApp) -> StudyScreen:
-    screen = app.screen
-    assert isinstance(screen, StudyScreen), type(screen).__name__
-    return screen
-
-
-def header(app: TuiHpoApp) -> str:
-    return text(app.screen.query_one("#header", Static))
-
-
-def shown_states(app: TuiHpoApp) -> list[str]:
-    table = table_of(app)
-    assert table.frame is not None
-    return [STATE_NAMES[int(table.frame.state[i])] for i in table.view]
-
-
-def shown_numbers(app: TuiHpoApp) -> list[int]:
-    table = table_of(app)
-    assert table.frame is not None
-    return [int(table.frame.number[i]) for i in table.view]
-
-
-def state_of(app: TuiHpoApp, number: int) -> str | None:
-    screen = app.screen
-    if not isinstance(screen, StudyScreen) or screen.snapshot is None:
-        return None
-    frame = screen.snapshot.frame
-    i = frame.index_of(number)
-    return None if i is None else STATE_NAMES[int(frame.state[i])]
-
-
-async def open_study(pilot: Pilot[Any], app: TuiHpoApp, name: str, n_trials: int = 1) -> None:
-    """Wait until the study view of ``name`` is up with at least ``n_trials`` rows."""
-
-    def ready() -> bool:
-        screen = app.screen
-        return (
-            isinstance(screen, StudyScreen)
-            and screen.study == name
-            and len(screen.query_one(TrialsTable).view) >= n_trials
-        )
-
-    await until(pilot, ready, f"the study view of {name} with {n_trials} trial(s)")
-
-
-async def selected_settles(pilot: Pilot[Any], app: TuiHpoApp, number: int) -> None:
-    await until(pilot, lambda: table_of(app).selected_number() == number, f"trial {number}")
-
-
-async def type_into(pilot: Pilot[Any], value: str) -> None:
-    """Type into the focused Input as a user does: clear it, then key by key."""
-    focused = pilot.app.focused
-    assert isinstance(focused, Input), focused
-    focused.value = ""
-    await pilot.press(*value)
-
-
-async def prompt(pilot: Pilot[Any], key: str, value: str) -> None:
-    """Open a one-line prompt with ``key``, type ``value`` and press Enter."""
-    app = pilot.app
-    await pilot.press(key)
-    await until(pilot, lambda: isinstance(app.screen, PromptScreen), f"the prompt of {key!r}")
-    await type_into(pilot, value)
-    await pilot.press("enter")
-    await until(pilot, lambda: not isinstance(app.screen, PromptScreen), "the prompt to close")
-
-
-async def submit_form(pilot: Pilot[Any], input_id: str) -> None:
-    """Submit the open form by Enter in one of its inputs."""
-    pilot.app.screen.query_one(f"#{input_id}", Input).focus()
-    await pilot.pause()
-    await pilot.press("enter")
-    await pilot.pause()
-
-
-def form_error(app: TuiHpoApp) -> str:
-    return text(app.screen.query_one(".error", Static))
-
-
-# storage content -------------------------------------------------------------------------------
-
-
-_ENSURED: set[str] = set()
-
-
-def engine_of(url: str) -> sa.Engine:
-    """An engine on the storage, its tui-hpo tables made as every command makes them (a study
-    made by plain Optuna has none until then)."""
-    if url not in _ENSURED:
-        open_storage(parse_url(url), must_exist=True).engine.dispose()
-        _ENSURED.add(url)
-    return sa.create_engine(url, poolclass=sa.pool.NullPool)
-
-
-def status(url: str, study: str) -> dict[str, Any]:
-    """``tui-hpo status --study STUDY --json``'s study object, read in-process (the CLI prints
-    exactly ``StudySummary.to_json``; a subprocess costs seconds on this machine)."""
-    engine = engine_of(url)
-    try:
-        with engine.connect() as con:
-            (summary,) = reads.summaries(con, study)
-        return summary.to_json()
-    finally:
-        engine.dispose()
-
-
-def status_cli(url: str, study: str) -> dict[str, Any]:
-    proc = run_cli("status", "--study", study, "--json", "--storage", url)
-    assert proc.returncode == 0, proc.stderr
-    (found,) = json.loads(proc.stdout)["studies"]
-    return found
-
-
-def workers_of(url: str, study: str, *, all_: bool = True) -> list[registry.WorkerRow]:
-    engine = engine_of(url)
-    try:
-        with engine.connect() as con:
-            ids = reads.study_ids(con)
-            if study not in ids:
-                return []
-            return registry.list_workers(con, ids[study], include_exited=all_)
-    finally:
-        engine.dispose()
-
-
-def live(url: str, study: str) -> list[registry.WorkerRow]:
-    return [w for w in workers_of(url, study) if w.state not in ("exited", "lost")]
-
-
-def orders(url: str, study: str) -> control.Orders:
-    engine = engine_of(url)
-    try:
-        with engine.connect() as con:
-            return control.read_orders(con, reads.study_ids(con)[study])
-    finally:
-        engine.dispose()
-
-
-def trials_of(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.RDBStorage(url)
-    try:
-        found = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
-        return sorted(found, key=lambda t: t.number)
-    finally:
-        storage.engine.dispose()
-
-
-def trial_state(url: str, study: str, number: int) -> str:
-    (t,) = [t for t in trials_of(url, study) if t.number == number]
-    return t.state.name
-
-
-def running_with_pid(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    return [
-        t
-        for t in trials_of(url, study)
-        if t.state == TrialState.RUNNING and "tui_hpo.pid" in t.user_attrs
-    ]
-
-
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def proc_state(pid: int) -> str:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2]
-
-
-def quad_trial(i: int, state: TrialState = TrialState.COMPLETE) -> optuna.trial.FrozenTrial:
-    """A fixed, finished trial of the quadratic objective's space (params, value, times)."""
-    x, y, lr = -8.0 + 1.7 * i, 6.0 - 1.3 * i, 10 ** (-4.5 + 0.4 * i)
-    value = float((x - 2) ** 2 + (y + 1) ** 2 + 0.1 * (np.log10(lr) + 3) ** 2)
-    start = T0 + dt.timedelta(seconds=30 * i)
-    trial = create_trial(
-        state=state,
-        params={"x": x, "y": y, "lr": lr},
-        distributions=QUAD_DISTS,
-        value=value if state == TrialState.COMPLETE else None,
-        intermediate_values={s: value + 5.0 / (s + 1) for s in range(3)},
-    )
-    return _with_times(trial, start, start + dt.timedelta(seconds=20))
-
-
-def _with_times(
-    trial: optuna.trial.FrozenTrial, start: dt.datetime, end: dt.datetime
-) -> optuna.trial.FrozenTrial:
-    trial.datetime_start = start
-    trial.datetime_complete = end
-    return trial
-
-
-def plain_study(
-    url: str, name: str, states: list[TrialState] | None = None, directions: int = 1
-) -> optuna.Study:
-    """A study made by plain Optuna (no tui-hpo involved), with fixed trials."""
-    storage = optuna.storages.RDBStorage(url)
-    study = optuna.create_study(
-        study_name=name, storage=storage, directions=["minimize"] * directions
-    )
-    if directions == 1:
-        for i, state in enumerate(states or [TrialState.COMPLETE] * 3):
-            study.add_trial(quad_trial(i, state))
-    else:
-        for i in range(8):
-            f1 = i / 7
-            # points 0, 2, 4, 6 on the ZDT1 front; the odd ones behind it
-            f2 = 1 - np.sqrt(f1) + (0.5 if i % 2 else 0.0)
-            extra = [0.5 + 0.05 * i] * (directions - 2)
-            study.add_trial(
-                _with_times(
-                    create_trial(
-                        params={"x0": f1, "x1": 0.1 * (i % 3)},
-                        distributions={
-                            "x0": FloatDistribution(0, 1),
-                            "x1": FloatDistribution(0, 1),
-                        },
-                        values=[f1, float(f2), *extra],
-                    ),
-                    T0 + dt.timedelta(seconds=30 * i),
-                    T0 + dt.timedelta(seconds=30 * i + 20),
-                )
-            )
-    storage.engine.dispose()
-    return study
-
-
-# workers ---------------------------------------------------------------------------------------
-
-
-def _tui_hpo_cmdline(proc: psutil.Process) -> list[str] | None:
-    """The arguments of a ``python -m tui_hpo ...`` process of this user, else None (a
-    PostgreSQL backend's title names our database too: never match on a substring)."""
-    try:
-        if proc.uids().real != os.getuid():
-            return None
-        cmdline = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-    if len(cmdline) >= 3 and cmdline[1:3] == ["-m", "tui_hpo"]:
-        return cmdline
-    return None
-
-
-def _kill(pid: int) -> None:
-    """SIGKILL a worker: its whole process group when it leads one of its own (a supervisor
-    and its trial process), else just the process."""
-    try:
-        if _tui_hpo_cmdline(psutil.Process(pid)) is None:
-            return
-        group = os.getpgid(pid)
-        if group == pid and group != os.getpgrp():
-            os.killpg(group, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    except (psutil.NoSuchProcess, ProcessLookupError, PermissionError):
-        pass
-
-
-class Workers:
-    """Workers of one storage started for a test, and the cleanup that ends all of them."""
-
-    def __init__(self, url: str, tmp_path: Path) -> None:
-        self.url = url
-        self.log_dir = tmp_path / "logs"
-        self.studies: set[str] = set()
-
-    def launch(
-        self,
-        objective: str,
-        study: str,
-        *extra: str,
-        workers: int = 1,
-        n_trials: int = 100,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.studies.add(study)
-        proc = run_cli(
-            "launch",
-            objective,
-            "--study",
-            study,
-            "--workers",
-            str(workers),
-            "--n-trials",
-            str(n_trials),
-            "--detach",
-            "--storage",
-            self.url,
-            "--log-dir",
-            str(self.log_dir),
-            *FAST,
-            *extra,
-            env={**NO_GPU, **(env or {})},
-            timeout=240,
-        )
-        assert proc.returncode == 0, (proc.stdout, proc.stderr)
-        assert "Traceback" not in proc.stderr, proc.stderr
-
-    def pids(self) -> set[int]:
-        """Worker and supervisor pids in the storage, and any ``python -m tui_hpo`` process of
-        ours whose storage is exactly this one (started but not registered yet)."""
-        found: set[int] = set()
-        for study in self.studies:
-            try:
-                rows = workers_of(self.url, study)
-            except Exception:  # noqa: BLE001 - storage gone: the process scan below remains
-                rows = []
-            for w in rows:
-                found.update(p for p in (w.pid, w.supervisor_pid) if p)
-        for proc in psutil.process_iter():
-            cmdline = _tui_hpo_cmdline(proc)
-            if cmdline is None:
-                continue
-            try:
-                env_url = proc.environ().get("TUI_HPO_STORAGE")
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-            flag = [b for a, b in zip(cmdline, cmdline[1:], strict=False) if a == "--storage"]
-            if env_url == self.url or self.url in flag:
-                found.add(proc.pid)
-        mine = set()
-        for pid in found:
-            try:
-                if pid != os.getpid() and _tui_hpo_cmdline(psutil.Process(pid)) is not None:
-                    mine.add(pid)
-            except psutil.NoSuchProcess:
-                continue
-        return mine
-
-    def cleanup(self) -> None:
-        # `tui-hpo stop STUDY` is control.request_stop; called in-process (a CLI call costs
-        # ~5 s here) since SIGKILL right after ends the workers anyway.
-        engine = engine_of(self.url)
-        try:
-            with engine.connect() as con:
-                ids = reads.study_ids(con)
-            for study in self.studies:
-                if study in ids:
-                    control.request_stop(engine, ids[study])
-        except Exception:  # noqa: BLE001 - the storage may be gone; the kill still runs
-            pass
-        finally:
-            engine.dispose()
-        pids = self.pids()
-        for pid in pids:
-            if alive(pid):
-                _kill(pid)
-        deadline = time.monotonic() + 15
-        while any(alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[[str], Workers]]:
-    """``workers(url)``: a Workers for that storage, cleaned up however the test ends."""
-    made: list[Workers] = []
-
-    def make(url: str) -> Workers:
-        w = Workers(url, tmp_path)
-        made.append(w)
-        return w
-
-    try:
-        yield make
-    finally:
-        for w in made:
-            w.cleanup()
-
-
-@pytest.fixture
-def no_gpu(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Workers the app itself starts (new-study form, +) see no GPU and log under tmp."""
-    monkeypatch.setenv("TUI_HPO_GPU_COUNT", "0")
-    return workdir
-
-
+pytestmark = pytest.mark.e2e
 # studies screen and new study -----------------------------------------------------------------
 
 
@@ -529,7 +90,7 @@ def test_studies_screen_lists_studies_opens_one_and_goes_back(storage_url: str) 
     best = single.best_value
 
     async def scenario() -> None:
-        app = App(storage_url)
+        app = NotingApp(storage_url)
         async with app.run_test(size=SMALL) as pilot:
             table = app.screen.query_one("#studies", DataTable)
             await until(pilot, lambda: table.row_count == 2, "both studies listed")
@@ -564,7 +125,7 @@ def test_studies_screen_lists_studies_opens_one_and_goes_back(storage_url: str) 
 
 def test_enter_on_an_empty_storage_says_how_to_start(sqlite_url: str) -> None:
     async def scenario() -> None:
-        app = App(sqlite_url)
+        app = NotingApp(sqlite_url)
         async with app.run_test(size=SMALL) as pilot:
             await until(pilot, lambda: app.session._storage is not None, "the storage to open")
             await pilot.press("enter")
@@ -573,14 +134,9 @@ def test_enter_on_an_empty_storage_says_how_to_start(sqlite_url: str) -> None:
     run(scenario())
 
 
-def _fill(app: TuiHpoApp, **values: str) -> None:
-    for key, value in values.items():
-        app.screen.query_one(f"#{key}", Input).value = value
-
-
 def test_new_study_form_rejects_bad_input_without_launching(sqlite_url: str, no_gpu: Path) -> None:
     async def scenario() -> None:
-        app = App(sqlite_url)
+        app = NotingApp(sqlite_url)
         async with app.run_test(size=SMALL) as pilot:
             await until(pilot, lambda: app.session._storage is not None, "the storage to open")
             await pilot.press("n")
@@ -605,7 +161,7 @@ def test_new_study_form_rejects_bad_input_without_launching(sqlite_url: str, no_
                 ({"study": "bad", "pruner_kwargs": '{"nope": 1}'}, "rejects kwargs"),
             ]
             for change, message in bad_cases:
-                _fill(app, **{**good, **change})
+                fill(app, **{**good, **change})
                 await submit_form(pilot, "study")
                 await until(pilot, lambda m=message: m in form_error(app), repr(message))
                 assert isinstance(app.screen, NewStudyForm), change
@@ -616,7 +172,7 @@ def test_new_study_form_rejects_bad_input_without_launching(sqlite_url: str, no_
             # a mistake only the launch itself can find comes back as an error notification
             await pilot.press("n")
             await until(pilot, lambda: isinstance(app.screen, NewStudyForm), "the form")
-            _fill(app, **{**good, "study": "nope", "objective": "objectives.synthetic:nosuch"})
+            fill(app, **{**good, "study": "nope", "objective": "objectives.synthetic:nosuch"})
             await submit_form(pilot, "study")
             await until(pilot, lambda: app.noted("launch: ", "error"), "the launch error")
             assert isinstance(app.screen, StudiesScreen)
@@ -637,12 +193,12 @@ def test_new_study_form_launches_workers(
     w.studies.add("made")
 
     async def scenario() -> None:
-        app = App(storage_url)
+        app = NotingApp(storage_url)
         async with app.run_test(size=SMALL) as pilot:
             await pilot.press("n")
             await until(pilot, lambda: isinstance(app.screen, NewStudyForm), "the form")
             await type_into(pilot, "made")  # the study name, key by key
-            _fill(app, objective=QUADRATIC, n_trials="6", workers="1")
+            fill(app, objective=QUADRATIC, n_trials="6", workers="1")
             await submit_form(pilot, "workers")
             await open_study(pilot, app, "made")
             await until(pilot, lambda: app.noted("made: launched 1 worker(s)"), "the notice")
@@ -678,7 +234,7 @@ def test_p_pauses_and_resumes(storage_url: str) -> None:
     plain_study(storage_url, "s")
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             assert "PAUSED" not in header(app)
@@ -700,7 +256,7 @@ def test_z_freezes_and_thaws_local_workers(
     workers(storage_url).launch(SLOW, "s", "--pruner", "none")
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s")
             await until(pilot, lambda: "workers 1" in header(app), "the worker in the header")
@@ -740,7 +296,7 @@ def test_sampler_and_pruner_forms(
     before = now_set()
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
 
@@ -758,13 +314,13 @@ def test_sampler_and_pruner_forms(
             await pilot.press(key)
             await until(pilot, lambda: isinstance(app.screen, SettingForm), "the form")
             app.screen.query_one("#name", Select).value = choice
-            _fill(app, kwargs=bad_kwargs)
+            fill(app, kwargs=bad_kwargs)
             await submit_form(pilot, "kwargs")
             await until(pilot, lambda: "rejects kwargs" in form_error(app), "the kwargs error")
             assert isinstance(app.screen, SettingForm)
             assert now_set() == before
 
-            _fill(app, kwargs=good_kwargs)
+            fill(app, kwargs=good_kwargs)
             await submit_form(pilot, "kwargs")
             await until(pilot, lambda: isinstance(app.screen, StudyScreen), "the form closed")
             await until(pilot, lambda: f"{kind} {choice}" in header(app), f"{choice} in header")
@@ -786,7 +342,7 @@ def test_x_prunes_the_selected_running_trial(
     )
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s")
             await until(pilot, lambda: state_of(app, 0) == "RUNNING", "trial 0 running")
@@ -807,7 +363,7 @@ def test_commands_refuse_what_they_cannot_do(sqlite_url: str) -> None:
     before = [(t.number, t.state) for t in trials_of(sqlite_url, "s")]
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             assert table_of(app).go_to_number(0)
@@ -844,7 +400,7 @@ def test_X_fails_the_selected_trial_after_confirmation(
     workers(storage_url).launch(HANG, "s", n_trials=3)
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s")
             (running,) = await until_db(
@@ -891,7 +447,7 @@ def test_e_enqueues_a_trial_prefilled_from_the_selected_one(storage_url: str) ->
         return [t for t in trials_of(storage_url, "s") if t.state == TrialState.WAITING]
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             await prompt(pilot, "g", "1")
@@ -903,16 +459,16 @@ def test_e_enqueues_a_trial_prefilled_from_the_selected_one(storage_url: str) ->
             # exactly equal on both (SQLite: printf('%!.17g'))
             assert json.loads(prefilled) == pytest.approx(chosen.params, rel=1e-13)
 
-            _fill(app, params='{"x": 1')
+            fill(app, params='{"x": 1')
             await submit_form(pilot, "params")
             await until(pilot, lambda: "not valid JSON" in form_error(app), "the JSON error")
-            _fill(app, params="{}")
+            fill(app, params="{}")
             await submit_form(pilot, "params")
             await until(pilot, lambda: "give at least one" in form_error(app), "the error")
             assert isinstance(app.screen, EnqueueForm)
             assert not waiting()
 
-            _fill(app, params=prefilled)
+            fill(app, params=prefilled)
             await submit_form(pilot, "params")
             await until(pilot, lambda: app.noted("queued "), "the queued notice")
             await until(
@@ -926,7 +482,7 @@ def test_e_enqueues_a_trial_prefilled_from_the_selected_one(storage_url: str) ->
             # a value the study's distributions don't hold: refused by the command
             await pilot.press("e")
             await until(pilot, lambda: isinstance(app.screen, EnqueueForm), "the form")
-            _fill(app, params='{"x": 99.0}')
+            fill(app, params='{"x": 99.0}')
             await submit_form(pilot, "params")
             await until(pilot, lambda: app.noted("outside its distribution", "error"), "refusal")
             assert len(waiting()) == 1
@@ -951,7 +507,7 @@ def test_enqueue_prefill_is_the_selected_trials_exact_params(storage_url: str) -
     stored = trials_of(storage_url, "s")
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             frame = table_of(app).frame
@@ -979,7 +535,7 @@ def test_plus_and_minus_scale_local_workers(
         return lambda: len([w for w in live(storage_url, "s") if not w.stop_requested]) == n
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s")
             await until(pilot, lambda: "workers 1" in header(app), "one worker on screen")
@@ -1010,7 +566,7 @@ def test_K_stops_every_worker_after_confirmation(
     )
 
     async def scenario() -> None:
-        app = App(storage_url, "s")
+        app = NotingApp(storage_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s")
             await until(pilot, lambda: "workers 2" in header(app), "two workers on screen")
@@ -1053,7 +609,7 @@ def test_q_quits_and_workers_keep_running_then_a_new_app_reattaches(
     workers(sqlite_url).launch(SLOW, "s", n_trials=1000, env={"TUI_HPO_DEMO_SLEEP": "0.1"})
 
     async def first() -> list[int]:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s")
             await until(pilot, lambda: "workers 1" in header(app), "the worker on screen")
@@ -1068,7 +624,7 @@ def test_q_quits_and_workers_keep_running_then_a_new_app_reattaches(
     assert all(alive(p) for p in pids)
 
     async def second() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s")
             await pilot.press("5")
@@ -1103,7 +659,7 @@ def test_filter_prompt(sqlite_url: str) -> None:
     n_complete = MIXED.count(TrialState.COMPLETE)
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", len(MIXED))
             await prompt(pilot, "slash", "state == COMPLETE")
@@ -1130,7 +686,7 @@ def test_filter_with_unknown_field_leaves_the_view_as_it_was(sqlite_url: str) ->
     plain_study(sqlite_url, "s", MIXED)
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", len(MIXED))
             await prompt(pilot, "slash", "state == COMPLETE")
@@ -1152,7 +708,7 @@ def test_sort_reverse_and_jump(sqlite_url: str) -> None:
         return table_of(app).render_line(0).text
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", len(MIXED))
             assert table_of(app).sort_key == "number"
@@ -1208,7 +764,7 @@ def test_jump_to_a_trial_hidden_by_the_filter_clears_the_filter(sqlite_url: str)
     plain_study(sqlite_url, "s", MIXED)
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", len(MIXED))
             await prompt(pilot, "slash", "state == COMPLETE")
@@ -1225,7 +781,7 @@ def test_c_pins_the_selected_trial_for_comparison(sqlite_url: str) -> None:
     plain_study(sqlite_url, "s")
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             await prompt(pilot, "g", "2")
@@ -1260,7 +816,7 @@ def test_number_keys_switch_panes_at_80x24(sqlite_url: str) -> None:
     plain_study(sqlite_url, "s")
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             screen = study_screen(app)
@@ -1279,7 +835,7 @@ def test_wide_layout_shows_four_panes(sqlite_url: str) -> None:
     plain_study(sqlite_url, "s")
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=WIDE) as pilot:
             await open_study(pilot, app, "s", 3)
             screen = study_screen(app)
@@ -1308,7 +864,7 @@ def test_a_cycles_axes_on_a_three_objective_study(sqlite_url: str) -> None:
     plain_study(sqlite_url, "s3", directions=3)
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s3")
+        app = NotingApp(sqlite_url, "s3")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s3", 8)
             await pilot.press("2")
@@ -1329,7 +885,7 @@ def test_brackets_move_along_the_pareto_front(sqlite_url: str) -> None:
     plain_study(sqlite_url, "s2", directions=2)  # trials 0, 2, 4, 6 on the front
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s2")
+        app = NotingApp(sqlite_url, "s2")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s2", 8)
             await prompt(pilot, "g", "5")
@@ -1362,7 +918,7 @@ def test_help_lists_every_key_of_the_study_screen(sqlite_url: str) -> None:
     plain_study(sqlite_url, "s")
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             await pilot.press("question_mark")
@@ -1381,7 +937,7 @@ def test_command_palette_lists_and_runs_the_study_screen_actions(sqlite_url: str
     plain_study(sqlite_url, "s")
 
     async def scenario() -> None:
-        app = App(sqlite_url, "s")
+        app = NotingApp(sqlite_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             await pilot.press("ctrl+p")
@@ -1415,9 +971,10 @@ def test_command_palette_lists_and_runs_the_study_screen_actions(sqlite_url: str
 
 def _pg_admin() -> Any:
     import psycopg
-    from conftest import _admin_dsn
 
-    return psycopg.connect(_admin_dsn(), autocommit=True)
+    from tests.support import admin_dsn
+
+    return psycopg.connect(admin_dsn(), autocommit=True)
 
 
 def test_banner_while_the_storage_is_away_and_gone_when_it_is_back(postgres_url: str) -> None:
@@ -1436,7 +993,7 @@ def test_banner_while_the_storage_is_away_and_gone_when_it_is_back(postgres_url:
             admin.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
 
     async def scenario() -> None:
-        app = App(postgres_url, "s")
+        app = NotingApp(postgres_url, "s")
         async with app.run_test(size=SMALL) as pilot:
             await open_study(pilot, app, "s", 3)
             banner = app.screen.query_one("#banner", Static)
@@ -1468,7 +1025,7 @@ def test_unreachable_storage_at_start_shows_the_banner(tmp_path: Path) -> None:
     url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
 
     async def scenario() -> None:
-        app = App(url)
+        app = NotingApp(url)
         async with app.run_test(size=SMALL) as pilot:
             banner = app.screen.query_one("#banner", Static)
             await until(pilot, lambda: banner.display, "the banner")

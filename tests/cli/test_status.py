@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 import sqlalchemy as sa
-from conftest import run_cli
 from sqlalchemy.engine import make_url
+
+from tests.support import Cli, run_cli
+
+pytestmark = pytest.mark.e2e
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -79,9 +83,9 @@ def last_activity(study: optuna.Study) -> str:
     return when.isoformat(sep=" ", timespec="seconds")
 
 
-def test_status_of_a_launched_study(storage_url: str, workdir: Path) -> None:
+def test_status_of_a_launched_study(cli: Cli, storage_url: str, workdir: Path) -> None:
     logs = workdir / "logs"
-    proc = run_cli(
+    proc = cli(
         "launch",
         "objectives.synthetic:quadratic",
         "--study",
@@ -145,13 +149,13 @@ def test_status_of_a_launched_study(storage_url: str, workdir: Path) -> None:
     )
 
     # the table
-    table = run_cli("status", "--storage", storage_url, env=WIDE)
+    table = cli("status", "--storage", storage_url, env=WIDE)
     assert table.returncode == 0, table.stderr
     assert f"storage {storage_url}" in table.stdout
     row = next(line for line in table.stdout.splitlines() if line.startswith("S "))
     assert "12/12" in row
     assert f"{best.value:.6g}" in row and f"#{best.number}" in row
-    with_workers = run_cli("status", "--study", "S", "--storage", storage_url, env=WIDE)
+    with_workers = cli("status", "--study", "S", "--storage", storage_url, env=WIDE)
     assert with_workers.returncode == 0, with_workers.stderr
     assert "workers of S" in with_workers.stdout
     for w in workers:
@@ -167,7 +171,7 @@ def _plain_objective(trial: optuna.Trial) -> float:
     return -((x - 1) ** 2)
 
 
-def test_status_of_plain_optuna_studies(storage_url: str, workdir: Path) -> None:
+def test_status_of_plain_optuna_studies(cli: Cli, storage_url: str, workdir: Path) -> None:
     optuna.storages.RDBStorage(storage_url).engine.dispose()  # Optuna's tables, no study yet
     assert status_json(storage_url)["studies"] == []
     storage = optuna.storages.RDBStorage(storage_url)
@@ -211,7 +215,7 @@ def test_status_of_plain_optuna_studies(storage_url: str, workdir: Path) -> None
     assert e["n_trials"] == 0 and e["best"] is None and e["last_activity"] is None
     assert e["counts"] == dict.fromkeys(STATES, 0)
 
-    table = run_cli("status", "--storage", storage_url, env=WIDE)
+    table = cli("status", "--storage", storage_url, env=WIDE)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     row = next(line for line in lines if line.startswith("plain "))
@@ -220,7 +224,7 @@ def test_status_of_plain_optuna_studies(storage_url: str, workdir: Path) -> None
     assert "front" in mo_row and str(front) in mo_row.split()
 
 
-def test_password_is_masked(postgres_url: str, workdir: Path) -> None:
+def test_password_is_masked(cli: Cli, postgres_url: str, workdir: Path) -> None:
     # trust auth ignores the password, so the URL works while carrying one
     url = make_url(postgres_url).set(password="s3cret").render_as_string(hide_password=False)
     assert "s3cret" in url
@@ -234,14 +238,14 @@ def test_password_is_masked(postgres_url: str, workdir: Path) -> None:
         storage.engine.dispose()
     outputs = []
     for args in (["status"], ["status", "--json"], ["status", "--study", "S"]):
-        proc = run_cli(*args, "--storage", url, env=WIDE)
+        proc = cli(*args, "--storage", url, env=WIDE)
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout + proc.stderr)
     assert json.loads(outputs[1].strip())["storage"] == masked
-    error = run_cli("status", "--study", "nope", "--storage", url)
+    error = cli("status", "--study", "nope", "--storage", url)
     assert error.returncode == 2
     outputs.append(error.stdout + error.stderr)
-    launch = run_cli(
+    launch = cli(
         "launch",
         "objectives.synthetic:quadratic",
         "--study",
@@ -272,7 +276,7 @@ def test_password_is_masked(postgres_url: str, workdir: Path) -> None:
         engine.dispose()
 
 
-def test_running_and_waiting_trials_are_not_ended(sqlite_url: str, workdir: Path) -> None:
+def test_running_and_waiting_trials_are_not_ended(cli: Cli, sqlite_url: str, workdir: Path) -> None:
     storage = optuna.storages.RDBStorage(sqlite_url)
     try:
         study = optuna.create_study(study_name="S", storage=storage)
@@ -283,7 +287,7 @@ def test_running_and_waiting_trials_are_not_ended(sqlite_url: str, workdir: Path
     (s,) = status_json(sqlite_url)["studies"]
     assert s["counts"] == {**dict.fromkeys(STATES, 0), "RUNNING": 1, "WAITING": 1}
     assert s["n_trials"] == 2 and s["best"] is None
-    proc = run_cli("status", "--storage", sqlite_url, env=WIDE)
+    proc = cli("status", "--storage", sqlite_url, env=WIDE)
     assert proc.returncode == 0, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("S "))
     # study, directions, ended, complete, pruned, fail, running, waiting, best

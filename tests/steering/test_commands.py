@@ -14,331 +14,47 @@ time (stored as naive UTC), so they are compared as ``.timestamp()`` with ``time
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
-import psutil
 import pytest
 import sqlalchemy as sa
-from conftest import run_cli
 from optuna.trial import FrozenTrial
+
+from tests.steering.running import (
+    HANG,
+    QUADRATIC,
+    SLOW,
+    WORKER_FIELDS,
+    RunningStudy,
+    assert_ok,
+    assert_one_line_error,
+    cli_env,
+    completed_at,
+    kill_group,
+    proc_state,
+    started_at,
+)
+from tests.support import alive, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
-SLOW = "objectives.synthetic:slow"
-QUADRATIC = "objectives.synthetic:quadratic"
-HANG = "objectives.synthetic:hang"
-FAST_STEERING = ["--heartbeat-interval", "1", "--grace-period", "2", "--poll-interval", "0.2"]
-NO_GPU = {"TUI_HPO_GPU_COUNT": "0"}
-WORKER_FIELDS = ("host", "pid", "gpu", "state", "trial", "sampler", "heartbeat_age_s")
-
-T = TypeVar("T")
-
-
-# helpers --------------------------------------------------------------------------------------
-
-
-def wait_for(what: Callable[[], T], timeout: float, message: str, every: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(every)
-
-
-def alive(pid: int | None) -> bool:
-    """A process that still exists and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def proc_state(pid: int) -> str:
-    """The one-letter state in /proc/PID/stat (R, S, T, Z, ...)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2]
-
-
-def started_at(t: FrozenTrial) -> float:
-    assert t.datetime_start is not None
-    return t.datetime_start.timestamp()  # naive local time -> epoch seconds
-
-
-def completed_at(t: FrozenTrial) -> float:
-    assert t.datetime_complete is not None
-    return t.datetime_complete.timestamp()
-
-
-def assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-    assert proc.returncode == 0, (proc.args, proc.stdout, proc.stderr)
-
-
-def assert_one_line_error(
-    proc: subprocess.CompletedProcess[str], contains: str | None = None, code: int = 2
-) -> str:
-    """Exit ``code``, no traceback, exactly one ``error:`` line on stderr."""
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-    assert proc.returncode == code, (proc.args, proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    if contains is not None:
-        assert contains in lines[0], lines[0]
-    return lines[0]
-
-
-def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment run_cli gives a command, for commands started with Popen."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("TUI_HPO_STORAGE", "OPTUNA_STORAGE", "TUI_HPO_DEMO_SLEEP")
-    }
-    env.update(NO_GPU)
-    env.update(extra or {})
-    return env
-
-
-def _url_token(url: str) -> str:
-    """A piece of the URL unique to this test's storage (the SQLite path, the database name)."""
-    if url.startswith("sqlite:///"):
-        return url.removeprefix("sqlite:///")
-    return url.rsplit("/", 1)[1]
-
-
-class Steered:
-    """One study on one storage, its workers, and the commands that steer it."""
-
-    def __init__(self, url: str, name: str, tmp_path: Path) -> None:
-        self.url = url
-        self.name = name
-        self.tmp_path = tmp_path
-        self.log_dir = tmp_path / "logs"
-        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        self._storage: optuna.storages.RDBStorage | None = None
-        self.popens: list[subprocess.Popen[Any]] = []
-
-    # commands ---------------------------------------------------------------------------------
-
-    def cli(
-        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        """``tui-hpo ARGS --storage URL`` (ARGS name the study where the command takes one)."""
-        return run_cli(*args, "--storage", self.url, env={**NO_GPU, **(env or {})}, timeout=timeout)
-
-    def steer(self, command: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-        return self.cli(command, self.name, *args, **kw)
-
-    def ok(self, command: str, *args: str, **kw: Any) -> float:
-        """Run a steering command that must succeed; returns the time it returned."""
-        proc = self.steer(command, *args, **kw)
-        done = time.time()
-        assert_ok(proc)
-        return done
-
-    def launch(
-        self,
-        objective: str,
-        *extra: str,
-        workers: int = 1,
-        n_trials: int | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        args = [
-            "launch",
-            objective,
-            "--study",
-            self.name,
-            "--log-dir",
-            str(self.log_dir),
-            "--workers",
-            str(workers),
-            *FAST_STEERING,
-            "--detach",
-            *extra,
-        ]
-        if n_trials is not None:
-            args += ["--n-trials", str(n_trials)]
-        assert_ok(self.cli(*args, env=env, timeout=180))
-
-    def workers_json(self, *, all_: bool = False) -> list[dict[str, Any]]:
-        proc = self.cli("workers", self.name, "--json", *(["--all"] if all_ else []))
-        assert_ok(proc)
-        data = json.loads(proc.stdout)
-        assert data["version"] == 1
-        return data["workers"]
-
-    def status_json(self) -> dict[str, Any]:
-        proc = self.cli("status", "--study", self.name, "--json")
-        assert_ok(proc)
-        (study,) = json.loads(proc.stdout)["studies"]
-        return study
-
-    # reads ------------------------------------------------------------------------------------
-
-    @property
-    def storage(self) -> optuna.storages.RDBStorage:
-        if self._storage is None:
-            self._storage = optuna.storages.RDBStorage(self.url)
-        return self._storage
-
-    def trials(self) -> list[FrozenTrial]:
-        study = optuna.load_study(study_name=self.name, storage=self.storage)
-        return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-
-    def trial(self, number: int) -> FrozenTrial:
-        (t,) = [t for t in self.trials() if t.number == number]
-        return t
-
-    def sql(self, text: str, **params: Any) -> list[Any]:
-        with self.engine.connect() as con:
-            return list(con.execute(sa.text(text), params))
-
-    def trial_state(self, number: int) -> str:
-        (row,) = self.sql(
-            "SELECT t.state FROM trials t JOIN studies s ON s.study_id = t.study_id "
-            "WHERE s.study_name = :name AND t.number = :n",
-            name=self.name,
-            n=number,
-        )
-        return str(row[0])
-
-    def worker_rows(self) -> list[dict[str, Any]]:
-        try:
-            rows = self.sql("SELECT * FROM tui_hpo_workers ORDER BY worker_id")
-        except sa.exc.DBAPIError:
-            return []
-        return [dict(r._mapping) for r in rows]
-
-    def live_rows(self) -> list[dict[str, Any]]:
-        return [r for r in self.worker_rows() if r["state"] != "exited"]
-
-    def running_with_pid(self, max_steps: int | None = None) -> list[FrozenTrial]:
-        """RUNNING trials whose provenance is written (at most ``max_steps`` reports so far)."""
-        return [
-            t
-            for t in self.trials()
-            if t.state.name == "RUNNING"
-            and "tui_hpo.pid" in t.user_attrs
-            and (max_steps is None or len(t.intermediate_values) <= max_steps)
-        ]
-
-    def count_ended(self) -> int:
-        return sum(1 for t in self.trials() if t.state.is_finished())
-
-    # cleanup ----------------------------------------------------------------------------------
-
-    def _our_processes(self) -> set[int]:
-        """Worker and supervisor pids of this study: from its rows and, for any process not
-        (yet) registered, from the storage URL in its environment."""
-        pids = set()
-        for row in self.worker_rows():
-            pids.update(p for p in (row["pid"], row["supervisor_pid"]) if p)
-        token = _url_token(self.url)
-        for proc in psutil.process_iter(["cmdline"]):
-            try:
-                if token in (proc.environ().get("TUI_HPO_STORAGE") or ""):
-                    pids.add(proc.pid)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return {p for p in pids if p != os.getpid() and _is_ours(p)}
-
-    def cleanup(self) -> None:
-        """``stop``, a moment for the workers to leave, then SIGKILL to whatever is left."""
-        pids = self._our_processes() | {p.pid for p in self.popens if p.poll() is None}
-        if any(_stopped(p) for p in pids):
-            # a test failed while workers were frozen: a stopped process may hold the SQLite
-            # write lock, on which `stop` would wait
-            for pid in pids:
-                _killpg(pid)
-        if any(alive(p) for p in pids):
-            try:
-                self.steer("stop", timeout=60)
-            except Exception:  # the kill below runs anyway
-                pass
-            deadline = time.monotonic() + 1
-            while any(alive(p) for p in pids) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        pids |= self._our_processes()
-        for pid in pids:
-            if alive(pid):
-                _killpg(pid)
-        for p in self.popens:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        deadline = time.monotonic() + 10
-        while any(alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self._storage is not None:
-            self._storage.engine.dispose()
-        self.engine.dispose()
-
-
-def _stopped(pid: int) -> bool:
-    try:
-        return alive(pid) and proc_state(pid) == "T"
-    except OSError:
-        return False
-
-
-def _is_ours(pid: int) -> bool:
-    """A tui-hpo process or the plain script of test_plain_optuna, never anything else (a
-    PostgreSQL backend's title holds the database name, "tui_hpo_test_...")."""
-    try:
-        cmdline = psutil.Process(pid).cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    return " -m tui_hpo " in f" {' '.join(cmdline)} " or any(
-        arg.endswith("plain_script.py") for arg in cmdline
-    )
-
-
-def _killpg(pid: int) -> None:
-    """SIGKILL the process group of ``pid`` (its worker's supervisor and trial process); just
-    the process when it shares the test's own group."""
-    try:
-        group = os.getpgid(pid)
-        if group != os.getpgrp() and group > 1:
-            os.killpg(group, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-@pytest.fixture
-def study(storage_url: str, workdir: Path) -> Iterator[Steered]:
-    s = Steered(storage_url, "S", workdir)
-    try:
-        yield s
-    finally:
-        s.cleanup()
+pytestmark = pytest.mark.e2e
 
 
 # pause / resume -------------------------------------------------------------------------------
 
 
-def test_pause_stops_new_trials_and_resume_restarts_them(study: Steered) -> None:
+def test_pause_stops_new_trials_and_resume_restarts_them(study: RunningStudy) -> None:
     study.launch(SLOW, workers=2, n_trials=1000, env={"TUI_HPO_DEMO_SLEEP": "0.1"})
     wait_for(lambda: study.count_ended() >= 2, 120, "two trials to end")
 
@@ -372,7 +88,7 @@ def _sampler_of(t: FrozenTrial) -> str:
     return t.user_attrs["tui_hpo.sampler"]["name"]
 
 
-def test_set_sampler_and_pruner_take_effect_from_the_next_trial(study: Steered) -> None:
+def test_set_sampler_and_pruner_take_effect_from_the_next_trial(study: RunningStudy) -> None:
     study.launch(SLOW, workers=2, n_trials=1000, env={"TUI_HPO_DEMO_SLEEP": "0.1"})
     wait_for(lambda: study.count_ended() >= 2, 120, "two trials to end")
 
@@ -435,7 +151,7 @@ def test_set_sampler_and_pruner_take_effect_from_the_next_trial(study: Steered) 
 # prune-trial ----------------------------------------------------------------------------------
 
 
-def _prune_a_running_trial(study: Steered) -> tuple[int, float]:
+def _prune_a_running_trial(study: RunningStudy) -> tuple[int, float]:
     """Order a RUNNING trial (one that has just started) pruned; (its number, when the command
     returned). A trial that ends on its own before the order lands is answered "not running",
     and another is picked."""
@@ -452,7 +168,9 @@ def _prune_a_running_trial(study: Steered) -> tuple[int, float]:
     raise AssertionError("no trial stayed RUNNING long enough for prune-trial")
 
 
-def _assert_pruned_on_order(study: Steered, number: int, ordered_at: float, steps: int) -> None:
+def _assert_pruned_on_order(
+    study: RunningStudy, number: int, ordered_at: float, steps: int
+) -> None:
     wait_for(lambda: study.trial_state(number) != "RUNNING", 60, f"trial {number} to end")
     t = study.trial(number)
     assert t.state.name == "PRUNED", (t.state, t.user_attrs)
@@ -466,7 +184,7 @@ def _assert_pruned_on_order(study: Steered, number: int, ordered_at: float, step
     assert rows[0][1] is not None
 
 
-def test_prune_trial(study: Steered) -> None:
+def test_prune_trial(study: RunningStudy) -> None:
     study.launch(SLOW, "--pruner", "none", workers=1, n_trials=6, env={"TUI_HPO_DEMO_SLEEP": "0.5"})
     number, ordered_at = _prune_a_running_trial(study)
     _assert_pruned_on_order(study, number, ordered_at, steps=10)
@@ -495,7 +213,7 @@ objective.directions = ["minimize", "minimize"]
 """
 
 
-def test_prune_trial_multi_objective(study: Steered) -> None:
+def test_prune_trial_multi_objective(study: RunningStudy) -> None:
     path = study.tmp_path / "two_objectives.py"
     path.write_text(MULTI_OBJECTIVE)
     study.launch(f"{path}:objective", workers=1, n_trials=4)
@@ -507,7 +225,7 @@ def test_prune_trial_multi_objective(study: Steered) -> None:
 # fail-trial -----------------------------------------------------------------------------------
 
 
-def test_fail_trial_kills_a_hung_worker_and_replaces_it(study: Steered) -> None:
+def test_fail_trial_kills_a_hung_worker_and_replaces_it(study: RunningStudy) -> None:
     study.launch(HANG, workers=2, n_trials=4)
     first = wait_for(
         lambda: (r := study.running_with_pid()) and len(r) == 2 and r, 120, "two hung trials"
@@ -548,7 +266,7 @@ def test_fail_trial_kills_a_hung_worker_and_replaces_it(study: Steered) -> None:
 # freeze / thaw --------------------------------------------------------------------------------
 
 
-def test_freeze_survives_the_stale_sweep_and_thaw_continues(study: Steered) -> None:
+def test_freeze_survives_the_stale_sweep_and_thaw_continues(study: RunningStudy) -> None:
     study.launch(SLOW, workers=1, n_trials=3, env={"TUI_HPO_DEMO_SLEEP": "0.5"})
     wait_for(lambda: study.running_with_pid(max_steps=1), 120, "a trial to start")
 
@@ -599,7 +317,7 @@ def test_freeze_survives_the_stale_sweep_and_thaw_continues(study: Steered) -> N
 # enqueue --------------------------------------------------------------------------------------
 
 
-def test_enqueue_runs_those_params_and_refuses_bad_ones(study: Steered) -> None:
+def test_enqueue_runs_those_params_and_refuses_bad_ones(study: RunningStudy) -> None:
     study.launch(QUADRATIC, workers=1, n_trials=1000, env={"TUI_HPO_DEMO_SLEEP": "0.05"})
     wait_for(lambda: study.count_ended() >= 1, 120, "a trial to end")
 
@@ -632,7 +350,7 @@ def test_enqueue_runs_those_params_and_refuses_bad_ones(study: Steered) -> None:
 # stop -----------------------------------------------------------------------------------------
 
 
-def test_stop_lets_every_worker_finish_its_trial_and_leave(study: Steered) -> None:
+def test_stop_lets_every_worker_finish_its_trial_and_leave(study: RunningStudy) -> None:
     trial_s = 1.0
     study.launch(SLOW, workers=2, n_trials=1000, env={"TUI_HPO_DEMO_SLEEP": "0.1"})
     wait_for(lambda: len(study.running_with_pid()) == 2, 120, "both workers to run a trial")
@@ -654,7 +372,7 @@ def test_stop_lets_every_worker_finish_its_trial_and_leave(study: Steered) -> No
 # scale ----------------------------------------------------------------------------------------
 
 
-def test_scale_up_and_down(study: Steered) -> None:
+def test_scale_up_and_down(study: RunningStudy) -> None:
     env = {"TUI_HPO_DEMO_SLEEP": "0.1"}
     study.launch(SLOW, workers=1, n_trials=500, env=env)
     wait_for(lambda: study.running_with_pid(), 120, "the first worker to run")
@@ -690,7 +408,7 @@ def test_scale_up_and_down(study: Steered) -> None:
 # workers --json -------------------------------------------------------------------------------
 
 
-def test_workers_json_fields(study: Steered) -> None:
+def test_workers_json_fields(study: RunningStudy) -> None:
     study.launch(SLOW, workers=2, n_trials=1000, env={"TUI_HPO_DEMO_SLEEP": "0.2"})
     wait_for(lambda: len(study.running_with_pid()) == 2, 120, "both workers to run a trial")
     running = {t.user_attrs["tui_hpo.pid"]: t.number for t in study.running_with_pid()}
@@ -723,7 +441,7 @@ def test_workers_json_fields(study: Steered) -> None:
 # two controllers at once ----------------------------------------------------------------------
 
 
-def _together(study: Steered, *commands: tuple[str, ...]) -> None:
+def _together(study: RunningStudy, *commands: tuple[str, ...]) -> None:
     """Start the commands at the same moment; each must succeed."""
     procs = [
         subprocess.Popen(
@@ -740,7 +458,7 @@ def _together(study: Steered, *commands: tuple[str, ...]) -> None:
         assert p.returncode == 0 and "Traceback" not in err, (c, p.returncode, out, err)
 
 
-def _orders(study: Steered) -> tuple[bool, str, str]:
+def _orders(study: RunningStudy) -> tuple[bool, str, str]:
     from tui_hpo.control import orders as control
     from tui_hpo.data import summaries as reads
 
@@ -749,7 +467,7 @@ def _orders(study: Steered) -> tuple[bool, str, str]:
     return o.paused, o.sampler.name, o.pruner.name
 
 
-def test_two_controllers_at_once(study: Steered) -> None:
+def test_two_controllers_at_once(study: RunningStudy) -> None:
     study.launch(QUADRATIC, workers=1, n_trials=1000, env={"TUI_HPO_DEMO_SLEEP": "0.05"})
     wait_for(lambda: study.count_ended() >= 1, 120, "a trial to end")
     (n_settings,) = study.sql("SELECT count(*) FROM tui_hpo_settings")[0]
@@ -797,7 +515,9 @@ STEERING = [
 ]
 
 
-def _run_all(study: Steered, commands: list[tuple[str, ...]]) -> list[tuple[tuple[str, ...], Any]]:
+def _run_all(
+    study: RunningStudy, commands: list[tuple[str, ...]]
+) -> list[tuple[tuple[str, ...], Any]]:
     """Run the commands (two at a time: this machine has few cores) and collect the results."""
     results = []
     for i in range(0, len(commands), 2):
@@ -818,7 +538,7 @@ def _run_all(study: Steered, commands: list[tuple[str, ...]]) -> list[tuple[tupl
     return results
 
 
-def _snapshot(study: Steered) -> dict[str, Any]:
+def _snapshot(study: RunningStudy) -> dict[str, Any]:
     out = {}
     for table in (
         "tui_hpo_requests",
@@ -847,7 +567,7 @@ def _in_process(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
-def test_bad_steering_commands_change_nothing(study: Steered) -> None:
+def test_bad_steering_commands_change_nothing(study: RunningStudy) -> None:
     from tui_hpo.storage import tables
 
     real = optuna.create_study(study_name=study.name, storage=study.storage)
@@ -895,8 +615,8 @@ def test_bad_steering_commands_change_nothing(study: Steered) -> None:
 
 
 @pytest.fixture
-def sqlite_study(sqlite_url: str, workdir: Path) -> Iterator[Steered]:
-    s = Steered(sqlite_url, "S", workdir)
+def sqlite_study(sqlite_url: str, workdir: Path) -> Iterator[RunningStudy]:
+    s = RunningStudy(sqlite_url, "S", workdir)
     try:
         yield s
     finally:
@@ -915,7 +635,7 @@ objective.directions = ["minimize"]
 """
 
 
-def test_freeze_of_a_worker_in_the_middle_of_a_write(sqlite_study: Steered) -> None:
+def test_freeze_of_a_worker_in_the_middle_of_a_write(sqlite_study: RunningStudy) -> None:
     """Freeze/thaw a worker whose trials write to the storage all the time. ``freeze`` here is
     the function behind the command, on an engine that waits 5 s for the write lock instead of
     the CLI's 120 s (the outcome is the same, only sooner)."""
@@ -938,7 +658,7 @@ def test_freeze_of_a_worker_in_the_middle_of_a_write(sqlite_study: Steered) -> N
         engine.dispose()
 
 
-def test_thaw_keeps_a_paused_worker_shown_paused(sqlite_study: Steered) -> None:
+def test_thaw_keeps_a_paused_worker_shown_paused(sqlite_study: RunningStudy) -> None:
     s = sqlite_study
     s.launch(QUADRATIC, workers=1, n_trials=1000, env={"TUI_HPO_DEMO_SLEEP": "0.05"})
     wait_for(lambda: s.count_ended() >= 1, 120, "a trial to end")
@@ -955,14 +675,14 @@ def test_thaw_keeps_a_paused_worker_shown_paused(sqlite_study: Steered) -> None:
     )
 
 
-def test_a_frozen_worker_that_dies_is_swept_like_any_other(sqlite_study: Steered) -> None:
+def test_a_frozen_worker_that_dies_is_swept_like_any_other(sqlite_study: RunningStudy) -> None:
     s = sqlite_study
     s.launch(SLOW, workers=1, n_trials=2, env={"TUI_HPO_DEMO_SLEEP": "0.5"})
     wait_for(lambda: s.running_with_pid(max_steps=1), 120, "a trial to start")
     s.ok("freeze")
     (trial,) = s.running_with_pid()
     (row,) = s.live_rows()
-    _killpg(row["supervisor_pid"])  # the whole worker, as a reboot of its machine would
+    kill_group(row["supervisor_pid"])  # the whole worker, as a reboot of its machine would
     wait_for(lambda: not alive(row["pid"]) and not alive(row["supervisor_pid"]), 10, "death")
     time.sleep(5)  # past the 2 s grace period
     with warnings.catch_warnings():
@@ -994,7 +714,7 @@ def test_scale_recipe_keeps_the_poll_interval(tmp_path: Path) -> None:
 
 
 def test_fail_trial_spares_a_process_that_reused_a_dead_workers_pid(
-    sqlite_study: Steered,
+    sqlite_study: RunningStudy,
 ) -> None:
     """A worker died (no supervisor left to tidy up) and left its trial RUNNING; its pid now
     belongs to an unrelated process, played here by ``sleep``."""
