@@ -57,10 +57,11 @@ def cli(ctx: click.Context) -> None:
 def ui(storage: str | None = None, study: str | None = None) -> None:
     """Open the full-screen app on the storage (workers outlive it)."""
     from tui_hpo.app.app import run as run_app
-    from tui_hpo.storage.engines import check_reachable
+    from tui_hpo.storage.engines import act_as, check_reachable
 
     where = target(storage)
     mask_own_title(where)
+    act_as("app")
     check_reachable(where, must_exist=False)
     run_app(where, study)
 

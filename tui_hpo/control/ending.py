@@ -66,6 +66,23 @@ def requeue(
     return True
 
 
+def run_again(study: optuna.Study, engine: sa.Engine, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue the params of a run that was cut short (preempted, cancelled) for another worker,
+    linked to it by ``tui_hpo.retry_of``, and widen the budget by one: the cut run counts as an
+    ended trial, and the budget is of trials that ran to their end."""
+    import optuna
+
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={attrs.RETRY_OF: trial.number},
+        )
+    )
+    budget.add_to_budget(engine, study._study_id, 1)  # after the queue: see add_to_budget
+
+
 def fail_running_of_worker(
     study: optuna.Study, engine: sa.Engine, worker_id: int, reason: str, *, retry: int | None = None
 ) -> int:

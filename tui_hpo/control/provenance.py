@@ -45,8 +45,15 @@ def record_start(
     ua = models.TrialUserAttributeModel.__table__
     sys_attrs = models.TrialSystemAttributeModel.__table__
     with engine.begin() as con:
-        # a trial queued again by --retry-failed carries the lost run's attrs: start clean
-        con.execute(ua.delete().where(ua.c.trial_id == trial_id, ua.c.key.startswith(attrs.PREFIX)))
+        # a trial queued again by --retry-failed carries the lost run's attrs: start clean,
+        # but for the link to that run
+        con.execute(
+            ua.delete().where(
+                ua.c.trial_id == trial_id,
+                ua.c.key.startswith(attrs.PREFIX),
+                ua.c.key != attrs.RETRY_OF,
+            )
+        )
         con.execute(
             sys_attrs.delete().where(
                 sys_attrs.c.trial_id == trial_id, sys_attrs.c.key == attrs.OPTUNA_FAIL_REASON

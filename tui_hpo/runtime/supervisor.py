@@ -11,7 +11,8 @@ second process on the same machine that never runs user code. It:
   kills the process, marks the trial FAIL with the reason and starts a replacement;
 - replaces the process when it dies (SIGKILL, OOM killer), failing what it left RUNNING at once
   instead of after the heartbeat grace period;
-- passes SIGTERM/SIGINT on, so stopping the supervisor stops the worker cleanly.
+- passes SIGTERM/SIGINT on, so stopping the supervisor stops the worker cleanly (SIGTERM:
+  the cut trial is queued again; SIGINT: it is not).
 
 Both processes share one process group, so ``freeze`` (SIGSTOP to the group) stops both.
 """
@@ -35,13 +36,17 @@ from tui_hpo.control.provenance import running_trials_of_worker
 from tui_hpo.runtime import startup
 from tui_hpo.runtime.worker_config import WorkerConfig, setup_logging, worker_environ
 from tui_hpo.storage import tables
-from tui_hpo.storage.engines import open_engine, open_storage
+from tui_hpo.storage.engines import act_as, open_engine, open_storage
+from tui_hpo.storage.pool import held
 from tui_hpo.storage.retry import transient
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
 """Fail orders are picked up within this; the contract is a FAIL within 2 s."""
+SERVER_POLL_S = 1.0
+"""The same on a database server, where each poll opens a connection (a supervisor keeps none
+between polls: ``storage.pool``), so that hundreds of supervisors stay cheap for the server."""
 
 MAX_CRASHES = 3
 """Consecutive crashes (non-zero exits not caused by a signal) before giving up: an objective
@@ -70,7 +75,9 @@ class Supervisor:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = signum
         if self.child is not None and self.child.poll() is None:
-            self.child.send_signal(signal.SIGTERM)
+            # SIGINT stays SIGINT (a person stopping the search); anything else is a scheduler
+            # or a lost terminal ending the job: SIGTERM, whose trial is queued again
+            self.child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -112,17 +119,19 @@ class Supervisor:
         log.debug("supervisor pid %d started trial process pid %d", os.getpid(), self.child.pid)
         self.worker_id = None
         self._running = (None, 0.0)
+        poll_s = POLL_S if self.config.storage.is_sqlite else SERVER_POLL_S
         while True:
             try:
-                code = self.child.wait(timeout=POLL_S)
+                code = self.child.wait(timeout=poll_s)
                 break
             except subprocess.TimeoutExpired:
                 pass
             try:
-                if self._find_row():
-                    self._take_fail_orders()
-                    self._enforce_trial_timeout()
-                    self._beat_while_frozen()
+                with held(self.engine):
+                    if self._find_row():
+                        self._take_fail_orders()
+                        self._enforce_trial_timeout()
+                        self._beat_while_frozen()
             except Exception as exc:
                 if not transient(exc):
                     raise
@@ -258,6 +267,7 @@ class Supervisor:
 
 def run(config: WorkerConfig) -> int:
     setup_logging(config.log_path, quiet_optuna=False)
+    act_as("supervisor")
     supervisor = Supervisor(config)
     startup.done()
     try:

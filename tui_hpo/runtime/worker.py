@@ -34,10 +34,19 @@ from tui_hpo.control.specs import DEFAULT_PRUNER, DEFAULT_SAMPLER, make_pruner, 
 from tui_hpo.runtime import startup
 from tui_hpo.runtime.worker_config import WorkerConfig, setup_logging
 from tui_hpo.storage import attrs, tables
-from tui_hpo.storage.engines import load_study, open_engine, open_storage
+from tui_hpo.storage.engines import act_as, load_study, open_engine, open_storage
+from tui_hpo.storage.pool import set_keep
 from tui_hpo.storage.retry import make_resilient, retrying
 
 log = logging.getLogger(__name__)
+
+KEEP_CONNECTION_BELOW_S = 2.0
+"""A worker keeps its one storage connection between trials shorter than this (their storage
+calls follow each other closely); through a longer trial (a GPU training run) it reconnects for
+each report and heartbeat instead, and holds no connection while the objective computes."""
+
+
+TERMINATED = "terminated by SIGTERM (preempted or cancelled)"
 
 
 class StopWorker(BaseException):
@@ -96,6 +105,7 @@ class Worker:
         self._last_stale_check = 0.0
         self.trials_done = 0
         self._state = "starting"
+        self._keep_connection = True
 
     # signals ---------------------------------------------------------------------------------
 
@@ -170,6 +180,7 @@ class Worker:
                 return 0
             if orders.paused:
                 self._set_state("paused", trial_number=None, trials_done=self.trials_done)
+                set_keep(self.engine, False)  # waiting costs the server nothing
                 time.sleep(self.config.poll_interval)
                 continue
             if trial_id is None:
@@ -177,10 +188,12 @@ class Worker:
                 retry = self.config.heartbeat.retry_failed
                 if retry and retrying(self._others_running, "checking running trials"):
                     self._set_state("idle", trial_number=None, trials_done=self.trials_done)
+                    set_keep(self.engine, False)
                     time.sleep(self.config.poll_interval)
                     continue
                 log.info("trial budget spent")
                 return 0
+            set_keep(self.engine, self._keep_connection)
             self._apply(orders)
             if not self._run_trial(trial_id) and self._failed_too_often():
                 return failure_streak.EXIT_CODE
@@ -286,8 +299,8 @@ class Worker:
         except optuna.TrialPruned:
             state = TrialState.PRUNED
         except StopWorker as exc:
-            state, reason = TrialState.FAIL, f"worker stopped by {exc}"
-            self._finish(trial, state, None, reason, started)
+            self.heartbeat.running = None
+            self._cut_short(trial, str(exc), started)
             raise
         except Exception as exc:
             state, reason = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
@@ -326,6 +339,7 @@ class Worker:
             log.warning("trial %d was ended from outside before it could be told", trial.number)
         self.trials_done += 1
         took = time.monotonic() - started
+        self._keep_connection = took < KEEP_CONNECTION_BELOW_S
         if state == TrialState.COMPLETE:
             log.info("trial %d complete in %.2fs: %s %s", trial.number, took, values, trial.params)
         elif state == TrialState.PRUNED:
@@ -334,6 +348,25 @@ class Worker:
             log.warning("trial %d failed in %.2fs: %s", trial.number, took, reason)
         # the worker row says "running" until the next trial starts or the loop waits: one write
         # fewer per trial, and the row catches up within a trial
+
+    def _cut_short(self, trial: Any, signal_name: str, started: float) -> None:
+        """A trial that a signal ended: SIGTERM is what Slurm (preemption, ``scancel``, the time
+        limit) and other schedulers send before SIGKILL, so the run ends FAIL and its params are
+        queued again for another worker, keeping the budget whole. SIGINT is a person stopping
+        the search (a launch's Ctrl-C): that run ends FAIL and nothing is queued."""
+        from optuna.trial import TrialState
+
+        if signal_name != "SIGTERM":
+            self._finish(trial, TrialState.FAIL, None, f"worker stopped by {signal_name}", started)
+            return
+        self._finish(trial, TrialState.FAIL, None, TERMINATED, started)
+        frozen = retrying(lambda: self.study._storage.get_trial(trial._trial_id), "reading a trial")
+        if frozen.state != TrialState.FAIL:
+            return  # it had ended another way just before (fail-trial, its own end): stands
+        retrying(
+            lambda: ending.run_again(self.study, self.engine, frozen), "queueing a trial again"
+        )
+        log.info("trial %d queued again for another worker", trial.number)
 
     def _record_start(self, trial_id: int) -> None:
         values = provenance.attrs_for(self.worker_id, self.gpu, self._sampler, self._pruner)
@@ -456,4 +489,5 @@ class _TrialHeartbeat:
 
 def run(config: WorkerConfig) -> int:
     setup_logging(config.log_path)
+    act_as("worker")
     return Worker(config).run()

@@ -8,7 +8,9 @@ User attrs, so the ``optuna`` CLI and optuna-dashboard show them beside the user
 - ``tui_hpo.sampler``, ``tui_hpo.pruner``: ``{"name": ..., "kwargs": {...}}`` in force when the
   trial was asked for;
 - ``tui_hpo.fail_reason``: why a failed trial failed (also in Optuna's ``fail_reason`` system
-  attr).
+  attr);
+- ``tui_hpo.retry_of``: on a trial queued again after SIGTERM cut its first run short
+  (preemption, ``scancel``), the number of that run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ GPU = PREFIX + "gpu"
 SAMPLER = PREFIX + "sampler"
 PRUNER = PREFIX + "pruner"
 FAIL_REASON = PREFIX + "fail_reason"
+RETRY_OF = PREFIX + "retry_of"
+"""On a trial queued again because its first run was cut short (SIGTERM: preempted or
+cancelled): the number of that run, which ended FAIL."""
 
 OPTUNA_FAIL_REASON = "fail_reason"
 """Optuna's own system attr for the same thing."""

@@ -2,8 +2,18 @@
 
 SQLite is tuned for several worker processes on one machine: WAL journal (readers never block
 the writer), a long busy timeout (writers queue instead of failing with "database is locked"),
-``synchronous=NORMAL`` (safe with WAL, far fewer fsyncs). PostgreSQL needs nothing special; it
-gets a connect timeout so an unreachable server is reported within seconds.
+``synchronous=NORMAL`` (safe with WAL, far fewer fsyncs).
+
+A database server (PostgreSQL, MySQL) is shared by hundreds of processes, so each one opens at
+most one connection (``storage.pool``) and names itself in it (``application_name``: ``tui-hpo
+worker``, ``supervisor``, ``launch``, ``app`` or ``command``, set once per process by
+``act_as``), so ``pg_stat_activity`` tells who holds what. A server out of connection slots
+("too many clients") is a crowd, not a failure: every process but the app waits for a slot with
+jittered backoff; the app fails the read at once, shows the storage as away and tries again on
+its next poll. Nothing depends on session state that pgbouncer's transaction pooling breaks:
+psycopg never prepares statements on the server (``prepare_threshold=None``) and no lock
+outlives a transaction (``control.budget``). Every server connection has a connect timeout, so
+an unreachable server is reported within seconds.
 
 Optuna's tables are created by Optuna itself and never altered. tui-hpo's own tables (see
 ``storage.tables``) sit beside them in the same database.
@@ -11,6 +21,8 @@ Optuna's tables are created by Optuna itself and never altered. tui-hpo's own ta
 
 from __future__ import annotations
 
+import logging
+import random
 import sqlite3
 import time
 import warnings
@@ -20,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_hpo.errors import UserError, one_line
+from tui_hpo.storage.pool import LeanPool, set_keep
 from tui_hpo.storage.urls import StorageURL
 
 if TYPE_CHECKING:
@@ -32,6 +45,24 @@ queue for it; a short wait only turns queueing into "database is locked" failure
 
 CONNECT_TIMEOUT_S = 10
 
+ROLES = ("worker", "supervisor", "launch", "app", "command")
+_role = "command"
+
+log = logging.getLogger(__name__)
+
+
+def act_as(role: str) -> None:
+    """Name what this process is, for its connections: set once, at the start of a command,
+    before it opens the storage."""
+    global _role
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    _role = role
+
+
+def role() -> str:
+    return _role
+
 
 def check_reachable(target: StorageURL, *, must_exist: bool) -> None:
     """Fail with one line when the database can't be opened, before anything is written.
@@ -39,6 +70,7 @@ def check_reachable(target: StorageURL, *, must_exist: bool) -> None:
     ``must_exist`` is for commands that only read: they must not leave an empty SQLite file
     behind when the user mistyped its path.
     """
+    _listen_for_crowds()
     if target.is_sqlite:
         assert target.sqlite_path is not None
         path = target.sqlite_path
@@ -86,10 +118,86 @@ def _connect_args(target: StorageURL) -> dict[str, Any]:
     if target.is_sqlite:
         return {"timeout": SQLITE_BUSY_TIMEOUT_S}
     if target.backend == "postgresql":
-        return {"connect_timeout": CONNECT_TIMEOUT_S}
+        args: dict[str, Any] = {
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "application_name": f"tui-hpo {_role}",
+        }
+        if _driver(target) == "psycopg":  # psycopg 3 prepares repeated statements by default
+            args["prepare_threshold"] = None
+        return args
     if target.backend == "mysql":
         return {"connect_timeout": CONNECT_TIMEOUT_S}
     return {}
+
+
+def _driver(target: StorageURL) -> str:
+    import sqlalchemy
+
+    return sqlalchemy.engine.make_url(target.url).get_driver_name()
+
+
+def _engine_kwargs(target: StorageURL) -> dict[str, Any]:
+    """Connect arguments, and on a server the pool of one (``storage.pool``); a supervisor only
+    polls, so it keeps no connection between polls."""
+    kwargs: dict[str, Any] = {"connect_args": _connect_args(target)}
+    if not target.is_sqlite:
+        kwargs["poolclass"] = LeanPool
+    return kwargs
+
+
+def _keeps_connection() -> bool:
+    return _role != "supervisor"
+
+
+# too many clients ----------------------------------------------------------------------------
+
+CROWD_FIRST_WAIT_S = 0.2
+CROWD_MAX_WAIT_S = 5.0
+
+_CROWDED = (
+    "too many clients",  # PostgreSQL: max_connections reached
+    "remaining connection slots are reserved",  # PostgreSQL: only superuser slots left
+    "too many connections",  # MySQL; pgbouncer's max_client_conn ("no more connections")
+    "no more connections allowed",  # pgbouncer
+)
+
+
+def crowded(exc: BaseException) -> bool:
+    """Whether the server refused a connection for want of a free slot: worth waiting for."""
+    text = str(exc).lower()
+    return any(words in text for words in _CROWDED)
+
+
+def _connect_waiting(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """SQLAlchemy's connect, waiting out a server that has no free slot (every process but the
+    app, which shows the storage as away instead). Jittered, so that a hundred workers turned
+    away at once don't all knock again at the same moment."""
+    if dialect.name == "sqlite" or _role == "app":
+        return None  # SQLAlchemy's own connect
+    wait = CROWD_FIRST_WAIT_S
+    warned = False
+    while True:
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if not crowded(exc):
+                raise
+            if not warned:
+                log.warning("the database server has no free connection slot; waiting for one")
+                warned = True
+            time.sleep(random.uniform(0.5, 1.0) * wait)
+            wait = min(CROWD_MAX_WAIT_S, wait * 2)
+            continue
+        if warned:
+            log.info("got a connection slot")
+        return connection
+
+
+def _listen_for_crowds() -> None:
+    import sqlalchemy
+
+    if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "do_connect", _connect_waiting):
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "do_connect", _connect_waiting)
 
 
 def _tune_sqlite(path: Path) -> None:
@@ -172,7 +280,7 @@ def open_storage(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=hb.retry_failed)
-    engine_kwargs: dict[str, Any] = {"connect_args": _connect_args(target)}
+    engine_kwargs = _engine_kwargs(target)
     if pre_ping and not target.is_sqlite:
         engine_kwargs["pool_pre_ping"] = True
     for attempt in range(5):
@@ -199,6 +307,8 @@ def open_storage(
     if target.is_sqlite:
         sqlalchemy.event.listen(storage.engine, "connect", _on_sqlite_connect)
         storage.engine.dispose()  # later connections get the pragmas
+    else:
+        set_keep(storage.engine, _keeps_connection())
     from tui_hpo.storage import tables
 
     tables.ensure(storage.engine)
@@ -214,7 +324,8 @@ def open_engine(
     import sqlalchemy
 
     check_reachable(target, must_exist=must_exist)
-    engine = sqlalchemy.create_engine(target.url, connect_args=_connect_args(target))
+    engine = sqlalchemy.create_engine(target.url, **_engine_kwargs(target))
+    set_keep(engine, _keeps_connection())
     if target.is_sqlite:
         sqlalchemy.event.listen(engine, "connect", _on_sqlite_connect)
     if ensure_tables:
