@@ -1,12 +1,11 @@
-"""One lock per study that every process of it honours, whatever machine it runs on.
+"""The study's lock on SQLite, which every process of the study on this machine honours.
 
-The trial budget (``control.budget``) counts trials and creates the next one under it:
-
-- PostgreSQL: a session-level advisory lock keyed by the study id, taken and released on one
-  connection held for the block;
-- MySQL: ``GET_LOCK`` on a name built from the study id;
-- SQLite (one machine by nature): ``flock`` on a side file beside the database
-  (``tui-hpo.db.tui-hpo-lock``), opened once per process and kept open.
+The trial budget (``control.budget``) counts trials and creates the next one under it. On a
+database server that lock is the study's row, locked inside the one transaction that takes the
+trial (no session-level advisory lock: it would need a connection of its own for the whole
+block, and pgbouncer's transaction pooling breaks it). SQLite, one machine by nature, takes
+``flock`` on a side file beside the database (``tui-hpo.db.tui-hpo-lock``), opened once per
+process and kept open.
 
 Why a side file, and why kept open: SQLite's own locks are POSIX byte-range locks, and POSIX
 drops every such lock a process holds on a file as soon as the process closes *any* descriptor
@@ -15,7 +14,7 @@ release the locks this process's SQLite connections hold (the pitfall that once 
 header read here). The side file is never opened by SQLite, and keeping its descriptor for the
 life of the process saves an open and a close per trial.
 
-A process that dies while holding the lock releases it with its connection or descriptor.
+A process that dies while holding the lock releases it with its descriptor.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-LOCK_NAMESPACE = 0x7475  # "tu": keeps our advisory locks apart from other applications'
 SQLITE_LOCK_SUFFIX = ".tui-hpo-lock"
 
 _side_files: dict[str, int] = {}
@@ -65,33 +63,14 @@ def _side_file(path: str) -> int:
 @contextlib.contextmanager
 def study_lock(engine: sa.Engine, study_id: int) -> Iterator[None]:
     """Hold the study's lock for the duration of the block."""
-    backend = engine.dialect.name
-    if backend == "sqlite":
-        database = engine.url.database
-        assert database
-        with _guard:
-            fd = _side_file(sqlite_lock_path(os.path.abspath(database)))
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        return
-    with engine.connect() as con:
-        if backend == "postgresql":
-            con.execute(sa.select(sa.func.pg_advisory_lock(LOCK_NAMESPACE, study_id)))
-            con.commit()
-            try:
-                yield
-            finally:
-                con.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_NAMESPACE, study_id)))
-                con.commit()
-        elif backend == "mysql":
-            name = f"tui_hpo_budget_{study_id}"
-            con.execute(sa.text("SELECT GET_LOCK(:n, -1)"), {"n": name})
-            try:
-                yield
-            finally:
-                con.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
-        else:  # pragma: no cover - storage.urls.parse_url admits no other backend
+    if engine.dialect.name != "sqlite":
+        raise ValueError("study_lock is for SQLite; a server locks the study's row instead")
+    database = engine.url.database
+    assert database
+    with _guard:
+        fd = _side_file(sqlite_lock_path(os.path.abspath(database)))
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
             yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
