@@ -57,12 +57,18 @@ def cli(ctx: click.Context) -> None:
 def ui(storage: str | None = None, study: str | None = None) -> None:
     """Open the full-screen app on the storage (workers outlive it)."""
     from tui_hpo.app.app import run as run_app
-    from tui_hpo.storage.engines import act_as, check_reachable
+    from tui_hpo.errors import UserError
+    from tui_hpo.storage.engines import act_as, check_reachable, crowded
 
     where = target(storage)
     mask_own_title(where)
     act_as("app")
-    check_reachable(where, must_exist=False)
+    try:
+        check_reachable(where, must_exist=False)
+    except UserError as exc:
+        if not crowded(exc):
+            raise
+        # a server with no free slot just now: the app says so in its banner and retries
     run_app(where, study)
 
 
