@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PG_SERVER, Cli, admin_dsn, run_cli
+from tests.support import PG_SERVER, Cli, OwnPostgres, PgBouncer, admin_dsn, run_cli, system_tool
 
 
 @pytest.fixture
@@ -62,3 +62,40 @@ def cli() -> Cli:
     """``cli(*args, env=..., cwd=..., timeout=...)``: ``tui-hpo ARGS`` as a real subprocess,
     the way a user runs it, without the storage variables of the shell that runs the tests."""
     return run_cli
+
+
+OWN_MAX_CONNECTIONS = 13
+"""``own_postgres``'s slots: 3 reserved for the superuser (the test's own queries), so tui-hpo
+gets 10, fewer than a crowded test's workers. A test marked
+``@pytest.mark.parametrize("own_postgres", [N], indirect=True)`` gets N instead."""
+
+
+@pytest.fixture
+def own_postgres(request: pytest.FixtureRequest) -> Iterator[OwnPostgres]:
+    """A PostgreSQL server of the test's own with few connection slots (``OwnPostgres``),
+    stopped and deleted afterwards: crowding it disturbs no other test."""
+    max_connections = getattr(request, "param", OWN_MAX_CONNECTIONS)
+    try:
+        server = OwnPostgres(max_connections=max_connections, reserved=3)
+    except RuntimeError as exc:  # the server binaries are part of the test set-up
+        pytest.fail(f"a PostgreSQL server of the test's own is needed: {exc}")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pgbouncer(own_postgres: OwnPostgres) -> Iterator[PgBouncer]:
+    """Debian's pgbouncer in transaction-pooling mode (4 server connections) in front of
+    ``own_postgres``; skipped only where the pgbouncer binary is not installed
+    (``tests/setup-machine.sh`` installs it)."""
+    if not Path(system_tool("pgbouncer")).is_absolute():
+        pytest.skip("pgbouncer is not installed (tests/setup-machine.sh installs it)")
+    bouncer = PgBouncer(own_postgres, pool_size=4)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.remove()

@@ -67,6 +67,8 @@ class Worker:
         token = os.environ.get(LAUNCH_TOKEN_ENV)
         if token:  # started early by a launch: it creates the tables and the study, not us
             light = open_engine(config.storage, ensure_tables=False)
+            # polling holds no slot: on a crowded server the launch needs one to get ready
+            set_keep(light, False)
             recipe = launch_recipe(light, wait_for_launch(light, config.study, token)) or {}
             light.dispose()
             if recipe.get("started_at"):  # the launch's workers count failures from its start

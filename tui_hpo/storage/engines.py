@@ -293,7 +293,10 @@ def open_storage(
                     heartbeat_interval=hb.interval,
                     grace_period=hb.grace_period,
                     heartbeat_stale_trial_callback=callback,
+                    skip_compatibility_check=not target.is_sqlite,
                 )
+                if not target.is_sqlite:
+                    _check_schema(storage)
             break
         except RuntimeError as exc:  # Optuna's schema-version mismatch
             raise UserError(f"storage {target.masked}: {one_line(exc)}") from None
@@ -313,6 +316,18 @@ def open_storage(
 
     tables.ensure(storage.engine)
     return storage
+
+
+def _check_schema(storage: optuna.storages.RDBStorage) -> None:
+    """Optuna's schema-version check, without its nesting: Optuna reads the alembic revision on
+    a second connection while its first one is inside a transaction, which behind pgbouncer
+    (transaction pooling) holds a server connection while waiting for another; ten workers
+    starting at once on a pool of four waited on each other until pgbouncer's
+    ``query_wait_timeout``. Asked one connection after the other here, and Optuna's own check
+    (with its own words) only when the versions differ."""
+    manager = storage._version_manager
+    if manager.get_current_version() != manager.get_head_version():
+        manager.check_table_schema_compatibility()  # raises RuntimeError with Optuna's advice
 
 
 def open_engine(
