@@ -27,8 +27,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check tui_hpo objectives tests benchmarks
 	$(VENV)/bin/lint-imports
 
-## What the tests need from the machine (tmux, sshd, PostgreSQL on 127.0.0.1:5432): installed
-## when missing (as root, with apt-get) and started when not running.
+## What the tests need from the machine (tmux, sshd, PostgreSQL on 127.0.0.1:5432, a one-node
+## Slurm cluster): installed when missing (as root, with apt-get) and started when not running.
 machine:
 	bash tests/setup-machine.sh
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -198,15 +199,39 @@ def enqueue(s: Steered, params: str) -> Outcome:
 
 
 def stop(s: Steered) -> Outcome:
-    """Every worker of the study, on every machine, leaves after its current trial."""
+    """Every worker of the study, on every machine, leaves after its current trial; tasks of
+    its Slurm arrays that still wait in the queue are cancelled (they would only start to
+    leave)."""
+    from tui_hpo.runtime import slurm
+
     orders.request_stop(s.engine, s.study_id)
-    return s.said("stop", "workers leave after their current trial")
+    if not slurm.has_slurm_jobs(s.engine, s.study_id):
+        return s.said("stop", "workers leave after their current trial")
+    try:
+        cancelled = slurm.cancel_pending(s.engine, s.study_id)
+    except UserError as exc:  # the stop is recorded: workers leave as they start
+        return s.said(
+            "stop",
+            "workers leave after their current trial\n"
+            f"pending Slurm tasks not cancelled ({exc.message}): they leave as they start",
+            cancelled=[],
+        )
+    return s.said(
+        "stop",
+        f"workers leave after their current trial; {len(cancelled)} pending Slurm task(s) "
+        "cancelled",
+        cancelled=cancelled,
+    )
 
 
 def scale(s: Steered, workers: int, *, relative: bool = False) -> Outcome:
     """Grow or shrink this machine's workers of the study to ``workers`` (or by it, with
     ``relative``). New workers start like the launch's first ones (same objective, GPUs
-    round-robin, fewest first); shrinking asks the newest to leave after their trial."""
+    round-robin, fewest first); shrinking asks the newest to leave after their trial.
+
+    A study whose workers run under Slurm (it has a Slurm job, and no worker runs on this
+    machine outside Slurm) scales its Slurm workers instead (``_scale_slurm``)."""
+    from tui_hpo.runtime import slurm
     from tui_hpo.runtime.spawn import WorkerRecipe, spawn_worker
 
     if workers < 0 and not relative:
@@ -214,8 +239,10 @@ def scale(s: Steered, workers: int, *, relative: bool = False) -> Outcome:
     local = [
         w
         for w in registry.live_workers(s.engine, s.study_id)
-        if w.is_local and not w.stop_requested
+        if w.is_local and not w.stop_requested and w.slurm_job is None
     ]
+    if not local and slurm.has_slurm_jobs(s.engine, s.study_id):
+        return _scale_slurm(s, workers, relative=relative)
     before = len(local)
     target = max(0, before + workers) if relative else workers
     if target == before:
@@ -250,6 +277,45 @@ def scale(s: Steered, workers: int, *, relative: bool = False) -> Outcome:
     )
 
 
+def _scale_slurm(s: Steered, workers: int, *, relative: bool) -> Outcome:
+    """Slurm workers to ``workers``: more is a new array of the missing tasks, made like the
+    study's newest; fewer cancels pending tasks first, then tasks whose worker is still
+    starting, then asks the newest running workers to leave after their trial."""
+    from tui_hpo.runtime import slurm
+
+    now = slurm.slurm_workers(s.engine, s.study_id)
+    before = now.count
+    target = max(0, before + workers) if relative else workers
+    said = {"before": before, "after": target, "slurm": True}
+    if target == before:
+        return s.said("scale", f"already {target} Slurm workers", **said)
+    if target > before:
+        job = slurm.grow(s.engine, s.study_id, s.target, target - before)
+        orders.clear_stop(s.engine, s.study_id)  # a scale-up undoes a study-wide stop
+        return s.said(
+            "scale",
+            f"{before} -> {target} Slurm workers (job {job}: {target - before} task(s) queued)",
+            job=job,
+            **said,
+        )
+    done = slurm.shrink(s.engine, now, before - target)
+    parts = []
+    if done.cancelled_pending:
+        parts.append(f"cancelled pending {', '.join(done.cancelled_pending)}")
+    if done.cancelled_starting:
+        parts.append(f"cancelled starting {', '.join(done.cancelled_starting)}")
+    if done.asked_to_leave:
+        names = ", ".join(w.slurm_job or str(w.pid) for w in done.asked_to_leave)
+        parts.append(f"{names} leave after their current trial")
+    return s.said(
+        "scale",
+        f"{before} -> {target} Slurm workers ({'; '.join(parts)})",
+        cancelled=done.cancelled_pending + done.cancelled_starting,
+        leaving=[w.slurm_job for w in done.asked_to_leave],
+        **said,
+    )
+
+
 # a new study ----------------------------------------------------------------------------------
 
 
@@ -268,15 +334,28 @@ class NewStudy:
     workers: int = 2
     gpus: str = ""
     log_dir: str = ""
+    where: str = "local"
+    """Where the workers run: ``local`` (this machine, ``workers`` of them on ``gpus``),
+    ``hosts`` (through ssh, ``hosts`` as ``--hosts`` takes them) or ``slurm`` (one job array of
+    ``workers`` tasks, submitted with ``slurm_args``)."""
+    hosts: str = ""
+    slurm_args: str = ""
+
+    WHERE = ("local", "hosts", "slurm")
 
     def launch_args(self) -> list[str]:
         """``tui-hpo launch`` arguments for this form, detached."""
+        if self.where not in self.WHERE:
+            raise UserError(f"workers run where? {self.where!r} is not one of local, hosts, slurm")
+        if self.where == "hosts" and not self.hosts.strip():
+            raise UserError("hosts: give at least one, as host:workers,host:workers")
+        workers = 0 if self.where == "hosts" else self.workers
         args = [
             self.objective,
             "--study",
             self.study,
             "--workers",
-            str(self.workers),
+            str(workers),
             "--sampler",
             self.sampler,
             "--pruner",
@@ -285,9 +364,13 @@ class NewStudy:
         ]
         if self.n_trials is not None:
             args += ["--n-trials", str(self.n_trials)]
+        if self.where == "slurm":
+            args.append("--slurm")
         for flag, value in (
+            ("--hosts", self.hosts if self.where == "hosts" else ""),
+            ("--slurm-args", self.slurm_args if self.where == "slurm" else ""),
             ("--directions", self.directions),
-            ("--gpus", self.gpus),
+            ("--gpus", self.gpus if self.where == "local" else ""),
             ("--sampler-kwargs", self.sampler_kwargs),
             ("--pruner-kwargs", self.pruner_kwargs),
             ("--log-dir", self.log_dir),
@@ -317,4 +400,11 @@ def launch(target: StorageURL, form: NewStudy) -> Outcome:
     if done.returncode != 0:
         errors = [x for x in lines if x.startswith("error:")] or lines[-1:]
         raise UserError(errors[0].removeprefix("error: ") if errors else "launch failed")
-    return Outcome("launch", form.study, f"{form.study}: launched {form.workers} worker(s)", {})
+    if form.where == "slurm":
+        job = re.search(r"\bjob (\d+)", done.stdout)
+        text = f"{form.workers} Slurm task(s) queued" + (f" (job {job[1]})" if job else "")
+    elif form.where == "hosts":
+        text = f"workers started on {form.hosts}"
+    else:
+        text = f"launched {form.workers} worker(s)"
+    return Outcome("launch", form.study, f"{form.study}: {text}", {})

@@ -1038,3 +1038,42 @@ def test_unreachable_storage_at_start_shows_the_banner(tmp_path: Path) -> None:
             assert app.is_running
 
     run(scenario())
+
+
+def test_new_study_form_asks_where_the_workers_run(sqlite_url: str, no_gpu: Path) -> None:
+    """The form offers this machine, other machines through ssh, or a Slurm job array, and
+    shows only the fields each one uses."""
+
+    async def scenario() -> None:
+        app = NotingApp(sqlite_url)
+        async with app.run_test(size=SMALL) as pilot:
+            await until(pilot, lambda: app.session._storage is not None, "the storage to open")
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, NewStudyForm), "the form")
+            form = app.screen
+
+            def shown() -> set[str]:
+                return {
+                    key
+                    for key in ("workers", "gpus", "hosts", "slurm_args")
+                    if form.query_one(f"#{key}", Input).display
+                }
+
+            assert shown() == {"workers", "gpus"}
+            where = form.query_one("#where", Select)
+            where.value = "slurm"
+            await until(pilot, lambda: shown() == {"workers", "slurm_args"}, "the Slurm fields")
+            where.value = "hosts"
+            await until(pilot, lambda: shown() == {"hosts"}, "the hosts field")
+            fill(app, study="far", objective=QUADRATIC, n_trials="4")
+            await submit_form(pilot, "study")
+            await until(pilot, lambda: "hosts: give at least one" in form_error(app), "the error")
+            assert isinstance(app.screen, NewStudyForm)
+            await pilot.press("escape")
+
+        engine = engine_of(sqlite_url)
+        with engine.connect() as con:
+            assert reads.study_ids(con) == {}
+        engine.dispose()
+
+    run(scenario())

@@ -15,19 +15,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 import psutil
 import pytest
-import sqlalchemy as sa
 from optuna.trial import FrozenTrial
 
-from tests.support import Cli, run_cli
+from tests.support import Background, Cli, alive, load_trials, run_cli, wait_for, worker_rows
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -40,8 +38,6 @@ OPTUNA_CLI = str(Path(sys.executable).parent / "optuna")
 HEARTBEAT = ["--heartbeat-interval", "1", "--grace-period", "2"]
 NO_GPU = {"TUI_HPO_GPU_COUNT": "0"}
 """Launches here are CPU-only unless a test says otherwise, even on a machine with GPUs."""
-
-T = TypeVar("T")
 
 
 # helpers --------------------------------------------------------------------------------------
@@ -90,17 +86,6 @@ def assert_clean_exit(proc: subprocess.CompletedProcess[str], code: int = 0) -> 
     assert proc.returncode == code, proc.stderr
 
 
-def load_trials(url: str, study: str) -> list[FrozenTrial]:
-    storage = optuna.storages.RDBStorage(url)
-    try:
-        return sorted(
-            optuna.load_study(study_name=study, storage=storage).get_trials(),
-            key=lambda t: t.number,
-        )
-    finally:
-        storage.engine.dispose()
-
-
 def load_study_directions(url: str, study: str) -> list[str]:
     storage = optuna.storages.RDBStorage(url)
     try:
@@ -128,75 +113,8 @@ def pids_of(trials: list[FrozenTrial]) -> set[int]:
     return {t.user_attrs["tui_hpo.pid"] for t in trials}
 
 
-def alive(pid: int) -> bool:
-    """A process that still exists and is not a zombie."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_for(what: Callable[[], T], timeout: float, message: str, every: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(every)
-
-
-def worker_rows(url: str) -> list[dict[str, Any]]:
-    """tui-hpo's worker registry, read with plain SQL."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as con:
-            rows = con.execute(sa.text("SELECT * FROM tui_hpo_workers ORDER BY worker_id"))
-            return [dict(r._mapping) for r in rows]
-    finally:
-        engine.dispose()
-
-
 def log_text(log_dir: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(log_dir.glob("*.log")))
-
-
-class Background:
-    """A command started with Popen, its stdout and stderr going to files."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, name: str) -> None:
-        self.out = cwd / f"{name}.stdout"
-        self.err = cwd / f"{name}.stderr"
-        with open(self.out, "w") as out, open(self.err, "w") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tui_hpo", *args],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=cwd,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def wait_started(self, timeout: float = 60) -> None:
-        """Until the launcher says its workers are started (the study exists by then)."""
-
-        def started() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"launch exited early:\n{self.stderr()}")
-            return "worker(s)" in self.stderr()
-
-        wait_for(started, timeout, "the launch to start its workers")
-
-    def wait(self, timeout: float = 120) -> int:
-        return self.process.wait(timeout=timeout)
 
 
 @pytest.fixture
@@ -779,3 +697,53 @@ def test_storage_resolution(cli: Cli, workdir: Path) -> None:
     assert json.loads(status.stdout)["storage"] == tui_url
     status = cli("status", "--json", "--storage", optuna_url, env=both, cwd=workdir)
     assert json.loads(status.stdout)["storage"] == optuna_url
+
+
+# preemption -----------------------------------------------------------------------------------
+
+
+def test_sigterm_to_a_worker_queues_its_trial_again(
+    storage_url: str, workdir: Path, background: Any
+) -> None:
+    """What Slurm does on preemption or scancel, done by hand to a local worker: SIGTERM to
+    its process group. The cut trial ends FAIL with the reason, the same params run again
+    under another trial linked by ``tui_hpo.retry_of``, and the budget of 4 is still met."""
+    bg = background(
+        "launch",
+        SLOW,
+        "--study",
+        "P",
+        "--storage",
+        storage_url,
+        "--n-trials",
+        "4",
+        "--workers",
+        "2",
+        *HEARTBEAT,
+        "--log-dir",
+        str(workdir / "logs"),
+        url=storage_url,
+        env={"TUI_HPO_DEMO_SLEEP": "0.6"},
+    )
+    bg.wait_started()
+    number, pid = wait_for(
+        lambda: running_trial_with_pid(storage_url, "P", with_params=True),
+        60,
+        "a RUNNING trial with params",
+        every=0.05,
+    )
+    (row,) = [r for r in worker_rows(storage_url) if r["pid"] == pid]
+    os.killpg(os.getpgid(row["supervisor_pid"]), signal.SIGTERM)
+
+    assert bg.wait(120) == 0, bg.stderr() + log_text(workdir / "logs")
+    assert "Traceback" not in log_text(workdir / "logs")
+    trials = load_trials(storage_url, "P")
+    assert states(trials) == Counter({"COMPLETE": 4, "FAIL": 1})
+    cut = _trial(storage_url, "P", number)
+    assert cut.state.name == "FAIL"
+    assert cut.user_attrs["tui_hpo.fail_reason"] == "terminated by SIGTERM (preempted or cancelled)"
+    (again,) = [t for t in trials if t.user_attrs.get("tui_hpo.retry_of") == number]
+    assert again.state.name == "COMPLETE"
+    assert again.params == cut.params
+    assert again.user_attrs["tui_hpo.pid"] != pid
+    assert not alive(pid)

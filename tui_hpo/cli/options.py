@@ -21,6 +21,23 @@ def storage_option(func: Any) -> Any:
     return click.option("--storage", "storage", default=None, help=STORAGE_HELP)(func)
 
 
+def slurm_options(func: Any) -> Any:
+    """``--slurm`` and ``--slurm-args``, as ``launch`` and ``worker`` take them."""
+    func = click.option(
+        "--slurm-args",
+        default=None,
+        metavar="ARGS",
+        help="sbatch options for the array, one shell-quoted string "
+        '("-p gpu --time=04:00:00"); --gres=gpu:1 unless they ask for GPUs.',
+    )(func)
+    func = click.option(
+        "--slurm",
+        is_flag=True,
+        help="Submit the workers to Slurm as one job array of --workers tasks (docs/slurm.md).",
+    )(func)
+    return func
+
+
 def heartbeat_options(func: Any) -> Any:
     """Options every way of running workers takes: heartbeats, retries, time limits, and when
     to give up on an objective that keeps failing."""

@@ -1,5 +1,6 @@
 """What ``launch`` shows while its search runs: a progress bar on a terminal, a line every few
-seconds in a log; and what happens on Ctrl-C (the workers stop) or a hang-up (they don't)."""
+seconds in a log; and what happens on Ctrl-C (the workers stop; under Slurm, the pending tasks
+are cancelled and the running workers leave after their trial) or a hang-up (they don't)."""
 
 from __future__ import annotations
 
@@ -47,14 +48,22 @@ def _run_launch(launcher: Launcher, *, detach: bool) -> int:
     req = plan.request
     gpus = sorted({"cpu" if g is None else str(g) for g in plan.gpu_per_worker})
     remote_n = sum(h.workers for h in plan.hosts)
+    where = (
+        "under Slurm"
+        if plan.slurm is not None
+        else (f"+ {remote_n} on {len(plan.hosts)} host(s) " if remote_n else "")
+        + f"(GPU {','.join(gpus)})"
+    )
     console.print(
         f"study [bold]{req.study}[/] on {req.storage.masked}: {req.workers} worker(s) "
-        + (f"+ {remote_n} on {len(plan.hosts)} host(s) " if remote_n else "")
-        + f"(GPU {','.join(gpus)}), {req.n_trials or 'open'} trial(s); "
-        f"logs in {plan.log_dir}"
+        f"{where}, {req.n_trials or 'open'} trial(s); logs in {plan.log_dir}"
     )
     for line in said:
         console.print(line)
+    if detach and launcher.slurm_jobs:
+        print(" ".join(launcher.slurm_jobs), flush=True)  # for scripts: JOB=$(tui-hpo ...)
+        console.print("detached: the tasks run under Slurm; watch with tui-hpo workers")
+        return 0
     if detach:
         pids = ", ".join(str(w.pid) for w in launcher.workers)
         console.print(f"detached: workers run on (pid {pids}); watch with tui-hpo status")
@@ -67,6 +76,14 @@ def _run_launch(launcher: Launcher, *, detach: bool) -> int:
         else:
             _watch_plain(launcher, console)
     except KeyboardInterrupt:
+        if launcher.slurm_jobs:
+            cancelled = launcher.stop_slurm()
+            console.print(
+                f"interrupted: {len(cancelled)} pending Slurm task(s) cancelled; running "
+                f"workers leave after their current trial (scancel {' '.join(launcher.slurm_jobs)}"
+                " ends them now)"
+            )
+            return 130
         if plan.hosts:
             from tui_hpo.control.orders import request_stop
 
@@ -87,6 +104,11 @@ def _run_launch(launcher: Launcher, *, detach: bool) -> int:
         console.print(f"[red]{escape(launcher.gave_up)}[/]")
     elif s.n_ended and not (s.counts["COMPLETE"] or s.counts["PRUNED"]):
         console.print(f"[red]every trial failed: see the reasons in the logs ({plan.log_dir})[/]")
+    elif launcher.slurm_jobs and s.trial_budget is not None and s.n_ended < s.trial_budget:
+        console.print(
+            f"[red]the Slurm tasks ended before the budget was spent: see their logs "
+            f"({plan.log_dir})[/]"
+        )
     return launcher.exit_code()
 
 

@@ -1,5 +1,6 @@
 """Commands that run a search: ``launch`` (a study and its workers), ``create`` (a study for
-workers started elsewhere) and ``worker`` (one worker joining a study)."""
+workers started elsewhere) and ``worker`` (one worker joining a study, or ``--slurm``: an array
+of them submitted to Slurm)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from typing import Any
 
 import click
 
-from tui_hpo.cli.options import heartbeat, heartbeat_options, mask_own_title, storage_option, target
+from tui_hpo.cli.options import (
+    heartbeat,
+    heartbeat_options,
+    mask_own_title,
+    slurm_options,
+    storage_option,
+    target,
+)
 from tui_hpo.cli.script import quick_start_and_exit
 from tui_hpo.errors import UserError
+from tui_hpo.storage.urls import STORAGE_FILE_ENV
 
 
 def _study_settings(
@@ -52,7 +61,7 @@ def _study_settings(
     "-w",
     type=int,
     default=None,
-    help="Local worker processes (default 1, or 0 with --hosts).",
+    help="Local worker processes (default 1, or 0 with --hosts); with --slurm, array tasks.",
 )
 @click.option(
     "--hosts",
@@ -69,10 +78,11 @@ def _study_settings(
 )
 @click.option(
     "--remote-command",
-    default="tui-hpo",
-    show_default=True,
-    help="How to run tui-hpo on the hosts (e.g. /opt/venv/bin/tui-hpo).",
+    default=None,
+    help="How to run tui-hpo on the hosts or the Slurm nodes (e.g. /opt/venv/bin/tui-hpo; "
+    "default: tui-hpo over ssh, this Python under Slurm).",
 )
+@slurm_options
 @click.option("--gpus", default=None, help="GPUs to use: all (default when any), none, or 0,1.")
 @click.option("--workers-per-gpu", type=int, default=None, metavar="K", help="At most K per GPU.")
 @click.option(
@@ -117,7 +127,11 @@ def _study_settings(
     metavar="SECONDS",
     help="How often a paused or idle worker checks its orders (default 0.5).",
 )
-@click.option("--detach", is_flag=True, help="Return once the workers are started.")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Return once the workers are started (with --slurm: once queued; prints the job id).",
+)
 @heartbeat_options
 def launch(
     objective: str,
@@ -127,7 +141,9 @@ def launch(
     workers: int | None,
     hosts: str | None,
     ssh_command: str,
-    remote_command: str,
+    remote_command: str | None,
+    slurm: bool,
+    slurm_args: str | None,
     gpus: str | None,
     workers_per_gpu: int | None,
     sampler: str | None,
@@ -147,7 +163,12 @@ def launch(
     retry_failed: int | None,
     max_consecutive_failures: int,
 ) -> None:
-    """Start WORKERS worker processes on OBJECTIVE (module:function or file.py:function)."""
+    """Start WORKERS worker processes on OBJECTIVE (module:function or file.py:function).
+
+    Until the budget is spent it shows progress; Ctrl-C stops the workers (their running
+    trials end FAIL). With --slurm the workers are one Slurm job array instead: Ctrl-C cancels
+    its pending tasks and lets the running workers finish their trial.
+    """
     quick_start_and_exit()
     from tui_hpo.runtime import launcher
 
@@ -156,6 +177,9 @@ def launch(
     )
     where = target(storage, quiet_optuna=False)  # Optuna is quieted after the fork
     mask_own_title(where)
+    from tui_hpo.storage.engines import act_as
+
+    act_as("launch")
     request = launcher.LaunchRequest(
         objective=objective,
         study=study,
@@ -164,7 +188,10 @@ def launch(
         workers=workers if workers is not None else (0 if hosts else 1),
         hosts=hosts,
         ssh_command=ssh_command,
-        remote_command=remote_command,
+        remote_command=remote_command or "tui-hpo",
+        slurm=slurm,
+        slurm_args=slurm_args,
+        slurm_command=remote_command,
         gpus=gpus,
         workers_per_gpu=workers_per_gpu,
         timeout=timeout,
@@ -235,6 +262,28 @@ def create(
 @click.argument("objective")
 @click.option("--study", "-s", required=True, help="Study to join (must exist).")
 @storage_option
+@click.option(
+    "--storage-file",
+    default=None,
+    envvar=STORAGE_FILE_ENV,
+    metavar="PATH",
+    help="Read the storage URL from this file (its first line): how workers under a "
+    f"scheduler get it (${STORAGE_FILE_ENV} too).",
+)
+@slurm_options
+@click.option(
+    "--workers",
+    "-w",
+    type=int,
+    default=None,
+    help="With --slurm: array tasks to submit, one worker each.",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --slurm: the tasks' logs (default: ./tui-hpo-logs/STUDY).",
+)
 @click.option("--log-file", default=None, hidden=True)
 @click.option(
     "--poll-interval",
@@ -249,6 +298,11 @@ def worker(
     objective: str,
     study: str,
     storage: str | None,
+    storage_file: str | None,
+    slurm: bool,
+    slurm_args: str | None,
+    workers: int | None,
+    log_dir: Path | None,
     log_file: str | None,
     poll_interval: float | None,
     no_supervisor: bool,
@@ -262,13 +316,31 @@ def worker(
 
     Start it on any machine that can reach the storage to add that machine to the search. It
     runs as two processes: a small supervisor that obeys fail-trial (kills and replaces the
-    trial process) and the process that runs trials.
+    trial process) and the process that runs trials. With --slurm it submits WORKERS of them
+    to Slurm as one job array instead, and returns once they are queued.
     """
     quick_start_and_exit()
 
     from tui_hpo.runtime import worker_config
 
-    where = target(storage, quiet_optuna=no_supervisor)
+    if storage is not None and storage_file is not None:
+        source = click.get_current_context().get_parameter_source("storage_file")
+        if source != click.core.ParameterSource.ENVIRONMENT:
+            raise UserError("give --storage or --storage-file, not both")
+        storage_file = None  # --storage on the command line beats the environment's file
+    if not slurm:
+        for flag, value in (
+            ("--workers", workers),
+            ("--slurm-args", slurm_args),
+            ("--log-dir", log_dir),
+        ):
+            if value is not None:
+                raise UserError(f"{flag} needs --slurm (without it, this is one worker)")
+    if storage_file is not None:
+        from tui_hpo.storage.urls import read_storage_file
+
+        storage = read_storage_file(storage_file)
+    where = target(storage, quiet_optuna=no_supervisor or slurm)
     mask_own_title(where)
     if poll_interval is not None and poll_interval <= 0:
         raise UserError("--poll-interval must be more than 0 seconds")
@@ -286,6 +358,9 @@ def worker(
         trial_timeout=trial_timeout,
         max_consecutive_failures=max_consecutive_failures,
     )
+    if slurm:
+        _submit_workers(config, workers, slurm_args, log_dir)
+        return
     if no_supervisor:
         from tui_hpo.runtime import worker as trial_process
 
@@ -295,3 +370,38 @@ def worker(
 
     parse_spec(objective)  # its form; the trial process loads it (exit 2: no restart loop)
     sys.exit(supervisor.run(config))
+
+
+def _submit_workers(
+    config: Any, workers: int | None, slurm_args: str | None, log_dir: Path | None
+) -> None:
+    """``worker --slurm``: an array of WORKERS workers for an existing study, its arguments
+    checked by slurmctld (``sbatch --test-only``) before anything is submitted."""
+    from tui_hpo.control.orders import study_id_of
+    from tui_hpo.runtime import slurm
+    from tui_hpo.runtime.launcher import default_log_dir
+    from tui_hpo.runtime.objectives import parse_spec
+    from tui_hpo.storage.engines import open_engine
+
+    if workers is None or workers < 1:
+        raise UserError("--slurm needs --workers N (array tasks to submit), N at least 1")
+    parse_spec(config.objective)
+    recipe, _ = slurm.make_recipe(
+        objective=config.objective,
+        study=config.study,
+        worker_args=config.worker_args()[3:],
+        slurm_args=slurm_args,
+        log_dir=log_dir or default_log_dir(config.study),
+    )
+    engine = open_engine(config.storage, must_exist=True)
+    try:
+        study_id = study_id_of(engine, config.study)
+        slurm.check(recipe, workers)
+        job = slurm.submit(engine, study_id, config.storage, recipe, workers)
+    finally:
+        engine.dispose()
+    click.echo(job)
+    click.echo(
+        f"{config.study}: Slurm job {job}: {workers} worker(s) queued; logs in {recipe.log_dir}",
+        err=True,
+    )

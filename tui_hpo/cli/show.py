@@ -11,7 +11,8 @@ from tui_hpo.errors import UserError
 
 
 def _summaries(storage: str | None, study: str | None) -> tuple[str, list]:  # type: ignore[type-arg]
-    """The storage's masked URL and the summaries of its studies (or of ``study``)."""
+    """The storage's masked URL and the summaries of its studies (or of ``study``), with the
+    Slurm tasks of studies that have Slurm jobs as ``squeue`` shows them."""
     from tui_hpo.data import summaries
     from tui_hpo.storage.engines import open_storage
 
@@ -20,7 +21,7 @@ def _summaries(storage: str | None, study: str | None) -> tuple[str, list]:  # t
     with engine.connect() as con:
         if study is not None and study not in summaries.study_ids(con):
             raise UserError(f"no study named {study!r} in {where.masked}")
-        return where.masked, summaries.summaries(con, study)
+        return where.masked, summaries.summaries(con, study, queue=True)
 
 
 @click.command()
@@ -45,7 +46,8 @@ def status(study: str | None, storage: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
 @click.option("--all", "show_all", is_flag=True, help="Include workers that have exited.")
 def workers(study: str | None, storage: str | None, as_json: bool, show_all: bool) -> None:
-    """Every worker of STUDY (or of every study), on this machine and others."""
+    """Every worker of STUDY (or of every study), on this machine and others; Slurm workers
+    with their task (JOB_TASK), and tasks still pending in Slurm's queue."""
     from tui_hpo.cli import status_tables
 
     masked, found = _summaries(storage, study)

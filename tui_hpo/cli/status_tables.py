@@ -59,7 +59,7 @@ def print_status(storage: str, summaries: list[StudySummary], *, with_workers: b
             min_width=longest if column == "study" else None,
         )
     for s in summaries:
-        live = [w for w in s.workers if w.state not in ("exited", "lost")]
+        live = [w for w in s.workers if w.state not in ("exited", "lost", "pending")]
         budget = f"/{s.trial_budget}" if s.trial_budget is not None else ""
         table.add_row(
             s.name,
@@ -111,15 +111,17 @@ def print_workers(console: Console, s: StudySummary) -> None:
         table.add_column(column, justify="right" if column in ("id", "pid", "done") else "left")
     for w in s.workers:
         state = w.state if w.exit_code is None else f"{w.state} ({w.exit_code})"
+        if w.slurm_reason:
+            state += f" ({w.slurm_reason})"
         table.add_row(
-            str(w.worker_id),
-            w.host,
-            str(w.pid),
+            "-" if w.is_queued else str(w.worker_id),
+            w.where or "-",
+            str(w.pid) if w.pid else "-",
             w.gpu or "-",
             state,
             "-" if w.trial_number is None else f"#{w.trial_number}",
             str(w.trials_done),
             w.sampler or "-",
-            f"{w.heartbeat_age_s:.0f}s ago",
+            "-" if w.is_queued else f"{w.heartbeat_age_s:.0f}s ago",
         )
     console.print(table)

@@ -92,14 +92,21 @@ def enqueue(study: str, storage: str | None, params: str) -> None:
 
 @steering_command()
 def stop(study: str, storage: str | None) -> None:
-    """Every worker of STUDY, on every machine, leaves after its current trial."""
+    """Every worker of STUDY, on every machine, leaves after its current trial (pending Slurm
+    tasks are cancelled)."""
     _steer(storage, study, "stop")
 
 
 @steering_command()
 @click.argument("workers", type=int)
 def scale(study: str, storage: str | None, workers: int) -> None:
-    """Grow or shrink this machine's workers of STUDY to WORKERS."""
+    """Grow or shrink this machine's workers of STUDY to WORKERS.
+
+    Under Slurm (a study launched with --slurm, with no worker on this machine outside
+    Slurm), its Slurm workers instead: more submits a new array of the missing tasks; fewer
+    cancels pending tasks first, then starting ones, then asks the newest running workers to
+    leave after their current trial.
+    """
     _steer(storage, study, "scale", workers)
 
 

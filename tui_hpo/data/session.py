@@ -103,11 +103,19 @@ class StudySnapshot:
         return float((ended >= self.read_at - window).sum()) / window * 60
 
 
+QUEUE_EVERY_S = 5.0
+"""How often the study view asks ``squeue`` about a study's Slurm tasks (slurmctld serves a
+whole cluster; the view polls every second)."""
+
+
 @dataclass
 class _StudyCache:
     reader: StudyReader
     frame_generation: int = -1
     pareto: Any = None
+    queue: Any = None
+    """The study's Slurm tasks as last read (``registry.slurm_queue``), and when."""
+    queue_read_at: float = -1e9
 
 
 class Session:
@@ -172,6 +180,9 @@ class Session:
             orders = read_orders(con, study_id)
             workers = registry.list_workers(con, study_id)
             history = settings_history(con, study_id)
+            queue = self._queue(con, study_id)
+        if queue:
+            workers = registry.with_slurm_queue(workers, queue, study_id)
         return StudySnapshot(
             name=name,
             study_id=study_id,
@@ -184,6 +195,14 @@ class Session:
             pareto=pareto,
             frozen=any(w.state == "frozen" for w in workers),
         )
+
+    def _queue(self, con: sa.Connection, study_id: int) -> Any:
+        """The study's Slurm tasks, read again at most every ``QUEUE_EVERY_S``."""
+        cache = self._studies[study_id]
+        if time.monotonic() - cache.queue_read_at >= QUEUE_EVERY_S:
+            cache.queue = registry.slurm_queue(con, study_id)
+            cache.queue_read_at = time.monotonic()
+        return cache.queue
 
     def reader(self, study_id: int) -> StudyReader:
         with self._lock:

@@ -211,8 +211,13 @@ def last_activity(con: sa.Connection, study_id: int) -> dt.datetime | None:
     ).scalar_one_or_none()
 
 
-def summarize(con: sa.Connection, study_id: int, name: str) -> StudySummary:
+def summarize(con: sa.Connection, study_id: int, name: str, *, queue: bool = False) -> StudySummary:
+    """The study's summary; ``queue`` adds its Slurm tasks that have no worker yet (pending,
+    starting), from ``squeue``, for a study that has Slurm jobs."""
     dirs = directions(con, study_id)
+    workers = registry.list_workers(con, study_id)
+    if queue:
+        workers = registry.with_queue(con, study_id, workers)
     best_trial, best_values, front = best(con, study_id, dirs)
     orders = read_orders(con, study_id)
     activity = last_activity(con, study_id)
@@ -231,13 +236,15 @@ def summarize(con: sa.Connection, study_id: int, name: str) -> StudySummary:
         sampler=orders.sampler,
         pruner=orders.pruner,
         paused=orders.paused,
-        workers=registry.list_workers(con, study_id),
+        workers=workers,
         by_sampler=counts_by_sampler(con, study_id),
         metric_names=metric_names(con, study_id),
     )
 
 
-def summaries(con: sa.Connection, only: str | None = None) -> list[StudySummary]:
+def summaries(
+    con: sa.Connection, only: str | None = None, *, queue: bool = False
+) -> list[StudySummary]:
     ids = study_ids(con)
     names = [only] if only is not None else list(ids)
-    return [summarize(con, ids[n], n) for n in names if n in ids]
+    return [summarize(con, ids[n], n, queue=queue) for n in names if n in ids]

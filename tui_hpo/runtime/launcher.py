@@ -1,5 +1,6 @@
-"""A launch: check everything, create the study, start its workers here and on other hosts,
-and look after them while they run (``spawn`` starts each one).
+"""A launch: check everything, create the study, start its workers here and on other hosts
+(or submit them to Slurm as one job array), and look after them while they run (``spawn``
+starts each one here, ``runtime.slurm`` submits the array).
 
 Everything is checked before the first process starts (``plan``), so a bad input leaves the
 storage as it was.
@@ -23,6 +24,7 @@ from tui_hpo.data import summaries
 from tui_hpo.errors import FAILURE, UserError
 from tui_hpo.machine import gpus
 from tui_hpo.runtime import remote
+from tui_hpo.runtime import slurm as slurm_workers
 from tui_hpo.runtime.spawn import WorkerProcess, WorkerRecipe, spawn_worker
 from tui_hpo.runtime.worker_config import POLL_INTERVAL_S, WorkerConfig
 from tui_hpo.storage.engines import Heartbeat, open_storage
@@ -58,6 +60,11 @@ class LaunchRequest:
     hosts: str | None = None
     ssh_command: str = "ssh"
     remote_command: str = "tui-hpo"
+    slurm: bool = False
+    """Submit the workers to Slurm as one job array of ``workers`` tasks instead."""
+    slurm_args: str | None = None
+    slurm_command: str | None = None
+    """How a Slurm node runs tui-hpo (default: this Python, ``-m tui_hpo``)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ class Plan:
     log_dir: Path
     hosts: list[remote.Host] = field(default_factory=list)
     metric_names: list[str] | None = None
+    slurm: slurm_workers.SlurmRecipe | None = None
+    """The array to submit (``--slurm``), its arguments checked by slurmctld already."""
 
 
 def plan(request: LaunchRequest) -> Plan:
@@ -82,6 +91,10 @@ def plan(request: LaunchRequest) -> Plan:
     if request.n_trials is not None and request.n_trials < 1:
         raise UserError("--n-trials must be at least 1")
     hosts = remote.parse_hosts(request.hosts)
+    if request.slurm:
+        _check_slurm_request(request, hosts)
+    elif request.slurm_args is not None:
+        raise UserError("--slurm-args needs --slurm")
     if request.workers < (0 if hosts else 1):
         raise UserError("--workers must be at least 1" if not hosts else "--workers can't be < 0")
     if request.timeout is not None and request.timeout <= 0:
@@ -90,20 +103,55 @@ def plan(request: LaunchRequest) -> Plan:
         raise UserError("--max-consecutive-failures must be 0 (never stop) or more")
     if request.trial_timeout is not None and request.trial_timeout <= 0:
         raise UserError("--trial-timeout must be more than 0 seconds")
-    available = gpus.gpu_count()
-    chosen = gpus.parse_gpus(request.gpus, available)
-    per_worker = (
-        gpus.assign_gpus(request.workers, chosen, request.workers_per_gpu)
-        if request.workers
-        else []
-    )
+    per_worker: list[int | None] = []
+    if request.workers and not request.slurm:
+        chosen = gpus.parse_gpus(request.gpus, gpus.gpu_count())
+        per_worker = gpus.assign_gpus(request.workers, chosen, request.workers_per_gpu)
     spec, func = objectives.load(request.objective)
     check_reachable(request.storage, must_exist=False)
     existing = _existing(request.storage, request.study)
     dirs = objectives.choose_directions(request.directions, func, existing.directions)
     names = objectives.choose_metric_names(request.metric_names, func, existing.metric_names, dirs)
-    log_dir = (request.log_dir or Path("tui-hpo-logs") / _safe(request.study)).absolute()
-    return Plan(request, spec.text, dirs, per_worker, log_dir, hosts, names)
+    log_dir = (request.log_dir or default_log_dir(request.study)).absolute()
+    recipe = None
+    if request.slurm:  # last: every other mistake is said without asking slurmctld
+        recipe, _ = slurm_workers.make_recipe(
+            objective=spec.text,
+            study=request.study,
+            worker_args=worker_config(request, spec.text).worker_args()[3:],
+            slurm_args=request.slurm_args,
+            log_dir=log_dir,
+            command=request.slurm_command,
+        )
+        slurm_workers.check(recipe, request.workers)
+    return Plan(request, spec.text, dirs, per_worker, log_dir, hosts, names, recipe)
+
+
+def _check_slurm_request(request: LaunchRequest, hosts: list[remote.Host]) -> None:
+    """What ``--slurm`` can't be combined with: Slurm places the workers and gives them GPUs."""
+    if hosts:
+        raise UserError("--slurm and --hosts can't be used together: Slurm places the workers")
+    for flag, value in (("--gpus", request.gpus), ("--workers-per-gpu", request.workers_per_gpu)):
+        if value is not None:
+            raise UserError(
+                f"{flag} doesn't apply with --slurm: Slurm gives each task its GPUs "
+                "(--slurm-args '--gres=gpu:2', say)"
+            )
+    if request.workers < 1:
+        raise UserError("--workers must be at least 1 (array tasks to submit)")
+
+
+def worker_config(request: LaunchRequest, objective: str) -> WorkerConfig:
+    """What each worker started elsewhere (another host, a Slurm task) is asked to do."""
+    return WorkerConfig(
+        objective=objective,
+        study=request.study,
+        storage=request.storage,
+        heartbeat=request.heartbeat,
+        poll_interval=request.poll_interval or POLL_INTERVAL_S,
+        trial_timeout=request.trial_timeout,
+        max_consecutive_failures=request.max_consecutive_failures,
+    )
 
 
 @dataclass(frozen=True)
@@ -147,6 +195,11 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"
 
 
+def default_log_dir(study: str) -> Path:
+    """Where a study's worker logs go unless ``--log-dir`` says: ``./tui-hpo-logs/STUDY``."""
+    return Path("tui-hpo-logs") / _safe(study)
+
+
 class Launcher:
     """Creates (or loads) the study, starts the workers, restarts a supervisor that dies."""
 
@@ -186,6 +239,8 @@ class Launcher:
             self._abandon()  # they wait for this launch, which will never be ready
             raise
         self._remote_since: float | None = None
+        self.slurm_jobs: list[str] = []
+        """The Slurm arrays this launch submitted."""
         self.restarts = 0
         self.max_restarts = 3 * req.workers
         self.crashed: list[str] = []
@@ -243,15 +298,13 @@ class Launcher:
             self._start_local()
         said = []
         req = self.plan.request
-        config = WorkerConfig(
-            objective=self.plan.objective,
-            study=req.study,
-            storage=req.storage,
-            heartbeat=req.heartbeat,
-            poll_interval=req.poll_interval or POLL_INTERVAL_S,
-            trial_timeout=req.trial_timeout,
-            max_consecutive_failures=req.max_consecutive_failures,
-        )
+        if self.plan.slurm is not None:
+            job = slurm_workers.submit(
+                self.engine, self.study_id, req.storage, self.plan.slurm, req.workers
+            )
+            self.slurm_jobs.append(job)
+            said.append(f"Slurm job {job}: {req.workers} array task(s) queued")
+        config = worker_config(req, self.plan.objective)
         cmd = [*shlex.split(req.remote_command), "worker", *config.worker_args()]
         for host in self.plan.hosts:
             out = remote.start(
@@ -273,6 +326,8 @@ class Launcher:
             return True
         if self._others_running():
             return True
+        if self.slurm_jobs:
+            return self._slurm_busy()
         if self._remote_since is None:
             return False
         with self.engine.connect() as con:
@@ -284,6 +339,35 @@ class Launcher:
         if live:
             return True
         return time.monotonic() - self._remote_since < REMOTE_START_S
+
+    def _slurm_busy(self) -> bool:
+        """Tasks of the array still in Slurm's queue, unless the search is over: with the
+        budget spent and nothing running or queued for a rerun, tasks still pending would only
+        start to leave, so they are cancelled and the launch ends."""
+        from tui_hpo.machine import slurm
+
+        try:
+            queue = slurm.queue(self.slurm_jobs)
+        except UserError:
+            return True  # slurmctld briefly away: ask again on the next round
+        if not queue:
+            return False
+        if budget.budget_left(self.engine, self.study_id) == 0:
+            with self.engine.connect() as con:
+                counts = summaries.state_counts(con, self.study_id)
+            if not counts["RUNNING"] and not counts["WAITING"]:
+                pending = [t.name for t in queue if t.pending]
+                if pending:
+                    slurm.cancel(self.slurm_jobs, pending_only=True)
+                return False
+        return True
+
+    def stop_slurm(self) -> list[str]:
+        """A Ctrl-C of a Slurm launch: the array's pending tasks are cancelled and its running
+        workers (every worker of the study) leave after their current trial; returns the
+        tasks cancelled."""
+        request_stop(self.engine, self.study_id)
+        return slurm_workers.cancel_pending(self.engine, self.study_id)
 
     # watching ------------------------------------------------------------------------------
 
@@ -300,6 +384,10 @@ class Launcher:
                 continue
             w.handled = True
             if code in (0, failure_streak.EXIT_CODE):
+                continue
+            if code == 128 + signal.SIGTERM:
+                # terminated from outside (a scheduler, a person): not a crash, and its cut
+                # trial is queued again for the others; nothing replaces a worker sent away
                 continue
             if code > 0:
                 self.crashed.append(f"worker exited with {_describe(code)}: see {w.log_path}")
@@ -387,9 +475,10 @@ class Launcher:
 
     def stop(self) -> int:
         """Stop every worker now: running trials end FAIL with the reason; returns how many
-        trials were still RUNNING afterwards and had to be failed here."""
+        trials were still RUNNING afterwards and had to be failed here. SIGINT, not SIGTERM:
+        a person ended this search, so the cut trials are not queued again."""
         for w in self.alive():
-            _signal(w.process, signal.SIGTERM)
+            _signal(w.process, signal.SIGINT)
         deadline = time.monotonic() + STOP_WAIT_S
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.1)

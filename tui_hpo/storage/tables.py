@@ -9,8 +9,11 @@ keeps working. docs/storage.md describes each column.
   deadline and (from the control plane) the pause/stop flags. Workers read it before each trial.
 - ``tui_hpo_settings``: every sampler or pruner put in force, with its time; the newest row of
   each kind is the one workers use, the rest is the history.
-- ``tui_hpo_workers``: every worker process that joined a study: where it runs, its state and
-  a heartbeat, so ``status`` and ``workers`` can show remote workers too.
+- ``tui_hpo_workers``: every worker process that joined a study: where it runs (with its Slurm
+  task, ``JOB_TASK``, under Slurm), its state and a heartbeat, so ``status`` and ``workers``
+  can show remote workers too.
+- ``tui_hpo_slurm_jobs``: every Slurm job array submitted for a study, and how (the recipe
+  ``scale`` submits more of), so any machine finds the tasks still waiting in Slurm's queue.
 - ``tui_hpo_curves``: learning curves of multi-objective trials (see below).
 - ``tui_hpo_requests``: prune or fail orders for one running trial, picked up by the worker
   (prune, at its next report) or by the worker's supervisor on its host (fail: kill, replace).
@@ -65,6 +68,24 @@ workers = sa.Table(
     sa.Column("exit_code", sa.Integer, nullable=True),
     sa.Column("started_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
     sa.Column("heartbeat_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+    # added after the first release: ``ensure`` adds it to a table made before
+    sa.Column("slurm_job", sa.String(64), nullable=True),
+)
+
+ADDED_COLUMNS = (("tui_hpo_workers", "slurm_job", "VARCHAR(64)"),)
+"""Columns added to a table after it was first released: ``ensure`` adds them to a storage
+made before, so older storages keep working."""
+
+slurm_jobs = sa.Table(
+    "tui_hpo_slurm_jobs",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True, autoincrement=False),
+    sa.Column("study_id", sa.Integer, nullable=False, index=True),
+    sa.Column("tasks", sa.Integer, nullable=False),
+    # what was submitted (sbatch arguments, worker command; never the storage URL)
+    sa.Column("recipe_json", sa.Text, nullable=False),
+    sa.Column("submitted_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+    sa.Column("submitted_by", sa.String(255), nullable=True),
 )
 
 requests = sa.Table(
@@ -108,12 +129,28 @@ optuna_trial_heartbeats = sa.table(
 
 
 def ensure(engine: sa.Engine) -> None:
-    """Create tui-hpo's tables when missing; never touches existing ones.
+    """Create tui-hpo's tables when missing, and add the columns a later release added to a
+    table made before (``ADDED_COLUMNS``); existing rows and columns are never touched.
 
     Several workers may start at once on a fresh database; the loser of a race to create a
-    table sees an error for a table that now exists, so one more pass settles it.
+    table (or to add a column) sees an error for one that now exists, so one more pass settles
+    it.
     """
     try:
         metadata.create_all(engine, checkfirst=True)
     except sa.exc.DBAPIError:
         metadata.create_all(engine, checkfirst=True)
+    try:
+        _add_columns(engine)
+    except sa.exc.DBAPIError:
+        _add_columns(engine)
+
+
+def _add_columns(engine: sa.Engine) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        with engine.connect() as con:
+            have = {c["name"] for c in sa.inspect(con).get_columns(table)}
+        if column in have:
+            continue
+        with engine.begin() as con:
+            con.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))

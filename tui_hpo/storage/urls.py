@@ -86,3 +86,49 @@ def parse_url(url: str) -> StorageURL:
             )
         path = Path(parsed.database).expanduser().absolute()
     return StorageURL(url=url, backend=backend, sqlite_path=path)
+
+
+STORAGE_FILE_ENV = "TUI_HPO_STORAGE_FILE"
+"""A file holding the storage URL (``tui-hpo worker --storage-file``): how workers under a
+scheduler get it without the URL entering the scheduler's records."""
+
+
+def storage_file_for(url: str, home: Path | None = None) -> Path:
+    """Where the URL is kept for workers under Slurm: ``~/.tui-hpo/storage/<hash>.url``, under
+    the home folder a cluster shares with its nodes; one file per URL (its hash names it, so
+    submitting again rewrites the same file)."""
+    import hashlib
+
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return (home or Path.home()) / ".tui-hpo" / "storage" / f"{digest}.url"
+
+
+def write_storage_file(url: str, home: Path | None = None) -> Path:
+    """Write the URL to its file, readable by this user only (folder 0700, file 0600), and
+    return the path. Written beside and renamed over, so a worker never reads half a URL."""
+    path = storage_file_for(url, home)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        os.chmod(path.parent.parent, 0o700)
+        part = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(url + "\n")
+        os.chmod(part, 0o600)
+        os.replace(part, path)
+    except OSError as exc:
+        raise UserError(f"can't write the storage file {path}: {exc.strerror}") from None
+    return path
+
+
+def read_storage_file(path: str | Path) -> str:
+    """The URL in a storage file (its first line), or one line saying why there is none."""
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise UserError(f"--storage-file {path}: {exc.strerror or exc}") from None
+    url = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not url:
+        raise UserError(f"--storage-file {path}: the file is empty (it should hold the URL)")
+    return url

@@ -183,7 +183,20 @@ class EnqueueForm(_Form):
 
 
 class NewStudyForm(_Form):
-    """Objective, directions, sampler, pruner, trials, workers, GPUs: launches the workers."""
+    """Objective, directions, sampler, pruner, trials, and where the workers run: this machine
+    (how many, on which GPUs), other machines through ssh (``--hosts``), or a Slurm job array
+    (how many tasks, sbatch's arguments). Launches them."""
+
+    WHERE = (
+        ("workers run on this machine", "local"),
+        ("workers run on other machines, through ssh", "hosts"),
+        ("workers run as a Slurm job array", "slurm"),
+    )
+    SHOWN = {
+        "local": ("workers", "gpus"),
+        "hosts": ("hosts",),
+        "slurm": ("workers", "slurm_args"),
+    }
 
     FIELDS = (
         ("study", "study name", ""),
@@ -194,8 +207,10 @@ class NewStudyForm(_Form):
         ),
         ("directions", "directions (empty: from the objective)", ""),
         ("n_trials", "trials", "100"),
-        ("workers", "workers", "2"),
+        ("workers", "workers (Slurm: array tasks, one GPU each)", "2"),
         ("gpus", "GPUs: all, none or 0,1 (empty: all when any)", ""),
+        ("hosts", "hosts: gpu1:4,gpu2:4 (workers per host)", ""),
+        ("slurm_args", 'sbatch arguments: -p gpu --time=04:00:00 (default "--gres=gpu:1")', ""),
         ("sampler_kwargs", "sampler kwargs (JSON)", ""),
         ("pruner_kwargs", "pruner kwargs (JSON)", ""),
     )
@@ -211,13 +226,31 @@ class NewStudyForm(_Form):
             yield Select(
                 [(n, n) for n in PRUNER_NAMES], value="median", allow_blank=False, id="pruner"
             )
-            for key, label, value in self.FIELDS[3:]:
+            key, label, value = self.FIELDS[3]
+            yield Input(value, placeholder=label, id=key, tooltip=label)
+            yield Select(
+                [(label, key) for label, key in self.WHERE],
+                value="local",
+                allow_blank=False,
+                id="where",
+            )
+            for key, label, value in self.FIELDS[4:]:
                 yield Input(value, placeholder=label, id=key, tooltip=label)
             yield Static("", classes="error")
             yield self.buttons("Launch")
 
     def on_mount(self) -> None:
+        self._show_where("local")
         self.query_one("#study", Input).focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "where":
+            self._show_where(str(event.value))
+
+    def _show_where(self, where: str) -> None:
+        """Only the fields that the chosen place of the workers uses."""
+        for key in ("workers", "gpus", "hosts", "slurm_args"):
+            self.query_one(f"#{key}", Input).display = key in self.SHOWN[where]
 
     def _value(self, key: str) -> str:
         return self.query_one(f"#{key}", Input).value.strip()
@@ -230,7 +263,10 @@ class NewStudyForm(_Form):
             if ":" not in self._value("objective"):
                 raise UserError("objective: expected module:function or file.py:function")
             n_trials = self._int("n_trials", allow_empty=True)
-            workers = self._int("workers") or 0
+            where = str(self.query_one("#where", Select).value)
+            workers = (self._int("workers") or 0) if where != "hosts" else 0
+            if where == "hosts" and not self._value("hosts"):
+                raise UserError("hosts: give at least one, as host:workers,host:workers")
             sampler = str(self.query_one("#sampler", Select).value)
             pruner = str(self.query_one("#pruner", Select).value)
             check_setting("sampler", sampler, self._value("sampler_kwargs"))
@@ -249,7 +285,10 @@ class NewStudyForm(_Form):
                 pruner_kwargs=self._value("pruner_kwargs"),
                 n_trials=n_trials,
                 workers=workers,
-                gpus=self._value("gpus"),
+                gpus=self._value("gpus") if where == "local" else "",
+                where=where,
+                hosts=self._value("hosts") if where == "hosts" else "",
+                slurm_args=self._value("slurm_args") if where == "slurm" else "",
             )
         )
 

@@ -32,7 +32,7 @@ class StudyHeader(Vertical):
 
 def header_text(snap: StudySnapshot) -> str:
     o = snap.orders
-    live = [w for w in snap.workers if w.state not in ("exited", "lost")]
+    live = [w for w in snap.workers if w.state not in ("exited", "lost", "pending")]
     flags = []
     if o.paused:
         flags.append("[black on yellow] PAUSED [/]")

@@ -43,7 +43,7 @@ class WorkersPane(Container):
 
     def update(self, workers: list[WorkerRow]) -> None:
         self.rows = workers
-        pids = [w.pid for w in workers if w.is_local and w.state != "exited"]
+        pids = [w.pid for w in workers if w.is_local and w.pid and w.state != "exited"]
         self.load_figures(pids)
 
     @work(thread=True, exclusive=True, group="hardware", exit_on_error=False)
@@ -59,17 +59,18 @@ class WorkersPane(Container):
         shown = [w for w in self.rows if w.state != "exited"] or self.rows[-8:]
         for w in shown:
             hw = message.rows.get(w.pid)
+            state = w.state if w.exit_code is None else f"{w.state} ({w.exit_code})"
             table.add_row(
-                w.host,
-                str(w.pid),
+                w.where or "-",
+                str(w.pid) if w.pid else "-",
                 w.gpu or "-",
                 pct(hw.gpu_util if hw else None),
                 mb(hw.gpu_mem_mb if hw else None),
                 pct(hw.cpu_percent if hw else None),
                 mb(hw.rss_mb if hw else None),
-                w.state if w.exit_code is None else f"{w.state} ({w.exit_code})",
+                state if w.slurm_reason is None else f"{state} ({w.slurm_reason})",
                 "-" if w.trial_number is None else f"#{w.trial_number}",
-                age_text(w.heartbeat_age_s),
+                "-" if w.is_queued else age_text(w.heartbeat_age_s),
                 key=str(w.worker_id),
             )
         if shown:
@@ -78,7 +79,7 @@ class WorkersPane(Container):
 
     def log_path(self) -> str | None:
         """The log of the highlighted local worker, else of the newest local one."""
-        local = [w for w in self.rows if w.is_local]
+        local = [w for w in self.rows if w.is_local and not w.is_queued]
         chosen = [w for w in local if w.worker_id == self.selected] or local[-1:]
         return chosen[0].log_path if chosen else None
 
