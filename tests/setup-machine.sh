@@ -6,6 +6,7 @@
 #   openssh-server   workers started through ssh on a loopback sshd the tests start themselves
 #   postgresql       the test server on 127.0.0.1:5432 (user postgres, trust auth), and the
 #                    binaries a fault test runs a throwaway server from
+#   pgbouncer        transaction pooling in front of a test server (the tests start their own)
 #   slurm-wlm munge  a single-node Slurm cluster (this machine, 2 CPUs shared by up to 8 tasks,
 #                    4 fake GPUs) that the Slurm tests submit real job arrays to
 #
@@ -26,6 +27,7 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 { [[ -x /usr/sbin/slurmctld && -x /usr/sbin/slurmd ]] && command -v sbatch >/dev/null; } ||
   need+=(slurm-wlm)
 [[ -x /usr/sbin/munged ]] || need+=(munge)
+[[ -x /usr/sbin/pgbouncer ]] || command -v pgbouncer >/dev/null || need+=(pgbouncer)
 
 fresh_postgres=0
 if ((${#need[@]})); then

@@ -15,8 +15,8 @@ psycopg never prepares statements on the server (``prepare_threshold=None``) and
 outlives a transaction (``control.budget``). Every server connection has a connect timeout, so
 an unreachable server is reported within seconds.
 
-Optuna's tables are created by Optuna itself and never altered. tui-hpo's own tables (see
-``storage.tables``) sit beside them in the same database.
+Optuna's tables are created from Optuna's own models and alembic revisions, and never altered.
+tui-hpo's own tables (see ``storage.tables``) sit beside them in the same database.
 """
 
 from __future__ import annotations
@@ -285,6 +285,8 @@ def open_storage(
         engine_kwargs["pool_pre_ping"] = True
     for attempt in range(5):
         try:
+            if not target.is_sqlite:
+                _create_optuna_schema(target)
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 storage = optuna.storages.RDBStorage(
@@ -316,6 +318,46 @@ def open_storage(
 
     tables.ensure(storage.engine)
     return storage
+
+
+def _create_optuna_schema(target: StorageURL) -> None:
+    """Optuna's tables in a new database, as Optuna creates them, on one connection.
+
+    Optuna's first open of an empty database asks, inside a transaction, for a second
+    connection (``_VersionManager._init_alembic`` reading ``version_info``): the one moment a
+    process would hold two. Here the tables, the ``version_info`` row and the alembic stamp at
+    head are written in one transaction instead, so that Optuna finds them all there and never
+    nests. Two processes racing to do it: the loser's transaction fails with "already exists"
+    or "duplicate key", which ``open_storage`` retries; on PostgreSQL DDL is transactional, so
+    nothing half-made is left. A database with Optuna's tables is left alone."""
+    import optuna
+    import sqlalchemy
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb import storage as rdb_storage
+
+    engine = _engine_for_check(target)
+    try:
+        with engine.begin() as con:
+            if sqlalchemy.inspect(con).has_table(models.VersionInfoModel.__tablename__):
+                return
+            models.BaseModel.metadata.create_all(con)
+            con.execute(
+                sqlalchemy.insert(models.VersionInfoModel.__table__).values(
+                    schema_version=models.SCHEMA_VERSION, library_version=optuna.__version__
+                )
+            )
+            here = Path(rdb_storage.__file__).parent
+            config = Config(str(here / "alembic.ini"))
+            config.set_main_option(
+                "script_location", rdb_storage.escape_alembic_config_value(str(here / "alembic"))
+            )
+            script = ScriptDirectory.from_config(config)
+            MigrationContext.configure(con).stamp(script, script.get_current_head())
+    finally:
+        engine.dispose()
 
 
 def _check_schema(storage: optuna.storages.RDBStorage) -> None:
