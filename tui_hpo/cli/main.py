@@ -72,7 +72,15 @@ def ui(storage: str | None = None, study: str | None = None) -> None:
     run_app(where, study)
 
 
-for command in (run.launch, run.create, run.worker, show.status, show.workers, *steer.COMMANDS):
+for command in (
+    run.launch,
+    run.create,
+    run.worker,
+    show.status,
+    show.workers,
+    show.logs,
+    *steer.COMMANDS,
+):
     cli.add_command(command)
 
 

@@ -18,9 +18,30 @@ from tui_hpo.cli.options import (
     storage_option,
     target,
 )
+from tui_hpo.cli.programs import objective_text, program_options, read_objective, say_warnings
 from tui_hpo.cli.script import quick_start_and_exit
 from tui_hpo.errors import UserError
 from tui_hpo.storage.urls import STORAGE_FILE_ENV
+
+
+def _study_name(study: str | None, sweep: Any) -> str:
+    name = study or getattr(sweep, "name", None)
+    if not name:
+        raise UserError(
+            "--study is needed" + (" (or a name: in the sweep file)" if sweep is not None else "")
+        )
+    return name
+
+
+def _sweep_settings(settings: dict[str, Any], sweep: Any) -> None:
+    """A sweep's sampler (its method) and pruner (its early_terminate) where no flag chose one;
+    a sweep without early_terminate prunes nothing, as W&B."""
+    from tui_hpo.control.specs import pruner_spec
+
+    if settings["sampler"] is None:
+        settings["sampler"] = sweep.sampler
+    if settings["pruner"] is None:
+        settings["pruner"] = sweep.pruner or pruner_spec("none")
 
 
 def _study_settings(
@@ -52,8 +73,11 @@ def _study_settings(
 
 
 @click.command()
-@click.argument("objective")
-@click.option("--study", "-s", required=True, help="Study name (created if missing).")
+@click.argument("objective", required=False)
+@program_options
+@click.option(
+    "--study", "-s", default=None, help="Study name (created if missing; a sweep's name)."
+)
 @storage_option
 @click.option("--n-trials", "-n", type=int, default=None, help="Trials to run (all workers).")
 @click.option(
@@ -134,8 +158,13 @@ def _study_settings(
 )
 @heartbeat_options
 def launch(
-    objective: str,
-    study: str,
+    objective: str | None,
+    sweep_file: Path | None,
+    command: str | None,
+    params: tuple[str, ...],
+    metrics: tuple[str, ...],
+    cwd: Path | None,
+    study: str | None,
     storage: str | None,
     n_trials: int | None,
     workers: int | None,
@@ -163,7 +192,8 @@ def launch(
     retry_failed: int | None,
     max_consecutive_failures: int,
 ) -> None:
-    """Start WORKERS worker processes on OBJECTIVE (module:function or file.py:function).
+    """Start WORKERS worker processes on OBJECTIVE (module:function or file.py:function), or
+    on a program: --sweep FILE (a W&B sweep file) or --command 'CMD' with --param and --metric.
 
     Until the budget is spent it shows progress; Ctrl-C stops the workers (their running
     trials end FAIL). With --slurm the workers are one Slurm job array instead: Ctrl-C cancels
@@ -172,46 +202,61 @@ def launch(
     quick_start_and_exit()
     from tui_hpo.runtime import launcher
 
+    chosen = read_objective(objective, sweep_file, command, params, metrics, cwd)
     settings = _study_settings(
         sampler, sampler_kwargs, pruner, pruner_kwargs, directions, metric_names
     )
+    sweep = chosen.sweep
+    study = _study_name(study, sweep)
+    if sweep is not None:  # the file's own choices, where no flag says otherwise
+        n_trials = n_trials if n_trials is not None else sweep.run_cap
+        workers = workers if workers is not None else sweep.workers
+        gpus = gpus if gpus is not None else sweep.gpus
+        trial_timeout = trial_timeout if trial_timeout is not None else sweep.trial_timeout
+        _sweep_settings(settings, sweep)
     where = target(storage, quiet_optuna=False)  # Optuna is quieted after the fork
     mask_own_title(where)
     from tui_hpo.storage.engines import act_as
 
     act_as("launch")
-    request = launcher.LaunchRequest(
-        objective=objective,
-        study=study,
-        storage=where,
-        n_trials=n_trials,
-        workers=workers if workers is not None else (0 if hosts else 1),
-        hosts=hosts,
-        ssh_command=ssh_command,
-        remote_command=remote_command or "tui-hpo",
-        slurm=slurm,
-        slurm_args=slurm_args,
-        slurm_command=remote_command,
-        gpus=gpus,
-        workers_per_gpu=workers_per_gpu,
-        timeout=timeout,
-        seed=seed,
-        heartbeat=heartbeat(heartbeat_interval, grace_period, retry_failed),
-        log_dir=log_dir,
-        poll_interval=poll_interval,
-        trial_timeout=trial_timeout,
-        max_consecutive_failures=max_consecutive_failures,
-        **settings,
-    )
-    started = launcher.Launcher(launcher.plan(request), early_start=True)
+    say_warnings(chosen)
+    log_dir = log_dir or launcher.default_log_dir(study)
+    with objective_text(chosen, log_dir) as spec:
+        request = launcher.LaunchRequest(
+            objective=spec,
+            study=study,
+            storage=where,
+            n_trials=n_trials,
+            workers=workers if workers is not None else (0 if hosts else 1),
+            hosts=hosts,
+            ssh_command=ssh_command,
+            remote_command=remote_command or "tui-hpo",
+            slurm=slurm,
+            slurm_args=slurm_args,
+            slurm_command=remote_command,
+            gpus=gpus,
+            workers_per_gpu=workers_per_gpu,
+            timeout=timeout,
+            seed=seed,
+            heartbeat=heartbeat(heartbeat_interval, grace_period, retry_failed),
+            log_dir=log_dir,
+            poll_interval=poll_interval,
+            trial_timeout=trial_timeout,
+            max_consecutive_failures=max_consecutive_failures,
+            **settings,
+        )
+        started = launcher.Launcher(launcher.plan(request), early_start=True)
     from tui_hpo.cli import progress  # rich: after the workers are on their way
 
     sys.exit(progress.run_launch(started, detach=detach))
 
 
 @click.command()
-@click.argument("objective")
-@click.option("--study", "-s", required=True, help="Study name (created if missing).")
+@click.argument("objective", required=False)
+@program_options
+@click.option(
+    "--study", "-s", default=None, help="Study name (created if missing; a sweep's name)."
+)
 @storage_option
 @click.option("--n-trials", "-n", type=int, default=None, help="Trials to run (all workers).")
 @click.option("--sampler", default=None)
@@ -222,8 +267,13 @@ def launch(
 @click.option("--direction", "--directions", "directions", multiple=True)
 @click.option("--metric-names", "metric_names", multiple=True, metavar="NAMES")
 def create(
-    objective: str,
-    study: str,
+    objective: str | None,
+    sweep_file: Path | None,
+    command: str | None,
+    params: tuple[str, ...],
+    metrics: tuple[str, ...],
+    cwd: Path | None,
+    study: str | None,
     storage: str | None,
     n_trials: int | None,
     sampler: str | None,
@@ -240,20 +290,28 @@ def create(
     """
     from tui_hpo.runtime import launcher
 
+    chosen = read_objective(objective, sweep_file, command, params, metrics, cwd)
     settings = _study_settings(
         sampler, sampler_kwargs, pruner, pruner_kwargs, directions, metric_names
     )
-    request = launcher.LaunchRequest(
-        objective=objective,
-        study=study,
-        storage=target(storage),
-        n_trials=n_trials,
-        workers=1,
-        gpus="none",
-        seed=seed,
-        **settings,
-    )
-    run = launcher.Launcher(launcher.plan(request))
+    study = _study_name(study, chosen.sweep)
+    if chosen.sweep is not None:
+        n_trials = n_trials if n_trials is not None else chosen.sweep.run_cap
+        _sweep_settings(settings, chosen.sweep)
+    where = target(storage)
+    say_warnings(chosen)
+    with objective_text(chosen, launcher.default_log_dir(study)) as spec:
+        request = launcher.LaunchRequest(
+            objective=spec,
+            study=study,
+            storage=where,
+            n_trials=n_trials,
+            workers=1,
+            gpus="none",
+            seed=seed,
+            **settings,
+        )
+        run = launcher.Launcher(launcher.plan(request))
     budget = f"budget {n_trials}" if n_trials else "no budget"
     click.echo(f"{study}: ready ({','.join(run.plan.directions)}, {budget}); no worker started")
 
@@ -379,8 +437,8 @@ def _submit_workers(
     checked by slurmctld (``sbatch --test-only``) before anything is submitted."""
     from tui_hpo.control.orders import study_id_of
     from tui_hpo.runtime import slurm
-    from tui_hpo.runtime.launcher import default_log_dir
     from tui_hpo.runtime.objectives import parse_spec
+    from tui_hpo.runtime.worker_config import default_log_dir
     from tui_hpo.storage.engines import open_engine
 
     if workers is None or workers < 1:

@@ -1,4 +1,4 @@
-"""Commands that only read: ``status`` and ``workers``."""
+"""Commands that only read: ``status``, ``workers`` and ``logs``."""
 
 from __future__ import annotations
 
@@ -61,3 +61,60 @@ def workers(study: str | None, storage: str | None, as_json: bool, show_all: boo
     console = status_tables.stdout_console()
     for summary in found:
         status_tables.print_workers(console, summary)
+
+
+@click.command()
+@click.argument("study")
+@click.argument("trial", type=int)
+@storage_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the trial ends.")
+def logs(study: str, trial: int, storage: str | None, follow: bool) -> None:
+    """The output (stdout and stderr) of command trial TRIAL of STUDY, kept by its worker."""
+    import time
+
+    from tui_hpo.data import outputs, summaries
+    from tui_hpo.storage.engines import open_engine
+
+    where = target(storage)
+    engine = open_engine(where, must_exist=True)
+
+    def read() -> outputs.TrialOutput:
+        with engine.connect() as con:
+            study_id = summaries.study_ids(con).get(study)
+            if study_id is None:
+                raise UserError(f"no study named {study!r} in {where.masked}")
+            found = outputs.trial_output(con, study_id, trial)
+        if found is None:
+            raise UserError(f"study {study!r} has no trial {trial}")
+        return found
+
+    found = read()
+    if found.path is None:
+        raise UserError(
+            f"trial {trial} of {study!r} ran a Python function: its output is in its worker's "
+            f"log (tui-hpo workers {study} --all)"
+        )
+    if not found.is_local:
+        raise UserError(f"trial {trial} ran on {found.host}: its output is there, in {found.path}")
+    out = click.get_binary_stream("stdout")
+    try:
+        with open(found.path, "rb") as handle:
+            out.write(handle.read())
+            out.flush()
+            checked = time.monotonic()
+            while follow and not found.ended:
+                chunk = handle.read()
+                if chunk:
+                    out.write(chunk)
+                    out.flush()
+                    continue
+                time.sleep(0.2)
+                if time.monotonic() - checked > 1.0:
+                    found, checked = read(), time.monotonic()
+            out.write(handle.read())  # what came between the last read and the trial's end
+    except FileNotFoundError:
+        raise UserError(f"trial {trial}'s output {found.path} is gone") from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()

@@ -25,6 +25,7 @@ from tui_hpo.control import registry
 from tui_hpo.control.orders import read_orders
 from tui_hpo.control.provenance import running_trials_of_worker
 from tui_hpo.control.registry import SUPERVISOR_ENV, live_workers
+from tui_hpo.machine.process_tree import descendants, kill_tree, signal_tree
 
 FROZEN_HEARTBEAT = dt.datetime(2999, 1, 1)
 """A heartbeat no grace period reaches: the frozen trial is never stale."""
@@ -58,8 +59,9 @@ def freeze(engine: sa.Engine, study_id: int) -> Outcome:
         if w.supervisor_pid is None:
             _set_trial_heartbeats(engine, running, FROZEN_HEARTBEAT)
         registry.update(engine, w.worker_id, state="frozen")
-        _signal(w.pid, signal.SIGSTOP)
-        _wait_stopped(w.pid)
+        signal_tree(w.pid, signal.SIGSTOP)  # a command trial's program, in its own group, too
+        for pid in (w.pid, *descendants(w.pid)):
+            _wait_stopped(pid)
         done.append(w)
     return Outcome(done, elsewhere)
 
@@ -75,7 +77,7 @@ def thaw(engine: sa.Engine, study_id: int) -> Outcome:
             elsewhere.append(w)
             continue
         if is_worker_process(w):
-            _signal(w.pid, signal.SIGCONT)
+            signal_tree(w.pid, signal.SIGCONT)
         running = running_trials_of_worker(engine, study_id, w.worker_id)
         _set_trial_heartbeats(engine, running, sa.func.now())
         state = "running" if running else ("paused" if paused else "idle")
@@ -98,13 +100,6 @@ def _wait_stopped(pid: int, timeout: float = 2.0) -> None:
         except OSError:
             return
         time.sleep(0.005)
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def is_worker_process(worker: registry.WorkerRow) -> bool:
@@ -134,7 +129,8 @@ def kill_local(worker: registry.WorkerRow) -> bool:
     if not is_worker_process(worker):
         return False
     try:
-        os.kill(worker.pid, signal.SIGKILL)
+        os.kill(worker.pid, 0)
     except ProcessLookupError:
         return False
+    kill_tree(worker.pid)  # and a command trial's program, which runs in a group of its own
     return True

@@ -48,6 +48,8 @@ class StudySummary:
     by_sampler: dict[str, dict[str, int]] = field(default_factory=dict)
     metric_names: list[str] | None = None
     """The objectives' names (``study.set_metric_names``), when the study has them."""
+    recent_failures: list[tuple[int, str | None]] = field(default_factory=list)
+    """(number, fail reason) of the study's last failed trials, newest first."""
 
     @property
     def n_trials(self) -> int:
@@ -88,6 +90,9 @@ class StudySummary:
                 else None
             ),
             "workers": [w.to_json() for w in self.workers],
+            "recent_failures": [
+                {"trial": number, "reason": reason} for number, reason in self.recent_failures
+            ],
         }
 
 
@@ -211,6 +216,43 @@ def last_activity(con: sa.Connection, study_id: int) -> dt.datetime | None:
     ).scalar_one_or_none()
 
 
+RECENT_FAILURES = 5
+
+
+def recent_failures(
+    con: sa.Connection, study_id: int, limit: int = RECENT_FAILURES
+) -> list[tuple[int, str | None]]:
+    """The last ``limit`` failed trials and why each failed (tui-hpo's reason, else Optuna's):
+    a program's exit code and the last lines of its stderr, a raised exception, a timeout."""
+    import json
+
+    from optuna.trial import TrialState
+
+    from tui_hpo.storage import attrs
+
+    m = _tables()
+    t = m.TrialModel.__table__
+    ua, sa_ = m.TrialUserAttributeModel.__table__, m.TrialSystemAttributeModel.__table__
+    failed = con.execute(
+        sa.select(t.c.trial_id, t.c.number)
+        .where(t.c.study_id == study_id, t.c.state == TrialState.FAIL)
+        .order_by(t.c.number.desc())
+        .limit(limit)
+    ).all()
+    if not failed:
+        return []
+    ids = [row.trial_id for row in failed]
+    reasons: dict[int, str] = {}
+    for table, key in ((sa_, attrs.OPTUNA_FAIL_REASON), (ua, attrs.FAIL_REASON)):  # ours wins
+        for trial_id, value in con.execute(
+            sa.select(table.c.trial_id, table.c.value_json).where(
+                table.c.trial_id.in_(ids), table.c.key == key
+            )
+        ):
+            reasons[trial_id] = str(json.loads(value))
+    return [(row.number, reasons.get(row.trial_id)) for row in failed]
+
+
 def summarize(con: sa.Connection, study_id: int, name: str, *, queue: bool = False) -> StudySummary:
     """The study's summary; ``queue`` adds its Slurm tasks that have no worker yet (pending,
     starting), from ``squeue``, for a study that has Slurm jobs."""
@@ -239,6 +281,7 @@ def summarize(con: sa.Connection, study_id: int, name: str, *, queue: bool = Fal
         workers=workers,
         by_sampler=counts_by_sampler(con, study_id),
         metric_names=metric_names(con, study_id),
+        recent_failures=recent_failures(con, study_id),
     )
 
 

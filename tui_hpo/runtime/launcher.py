@@ -26,7 +26,12 @@ from tui_hpo.machine import gpus
 from tui_hpo.runtime import remote
 from tui_hpo.runtime import slurm as slurm_workers
 from tui_hpo.runtime.spawn import WorkerProcess, WorkerRecipe, spawn_worker
-from tui_hpo.runtime.worker_config import POLL_INTERVAL_S, WorkerConfig
+from tui_hpo.runtime.worker_config import (
+    POLL_INTERVAL_S,
+    WorkerConfig,
+    default_log_dir,
+    safe_name,
+)
 from tui_hpo.storage.engines import Heartbeat, open_storage
 from tui_hpo.storage.urls import StorageURL
 
@@ -191,15 +196,6 @@ def _existing(target: StorageURL, study: str) -> _Existing:
     return _Existing([str(getattr(d, "name", d)).lower() for d, _ in rows], names)
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"
-
-
-def default_log_dir(study: str) -> Path:
-    """Where a study's worker logs go unless ``--log-dir`` says: ``./tui-hpo-logs/STUDY``."""
-    return Path("tui-hpo-logs") / _safe(study)
-
-
 class Launcher:
     """Creates (or loads) the study, starts the workers, restarts a supervisor that dies."""
 
@@ -312,7 +308,7 @@ class Launcher:
                 ssh_command=req.ssh_command,
                 storage_url=req.storage.url,
                 worker_cmd=cmd,
-                log_dir=f"tui-hpo-logs/{_safe(req.study)}",
+                log_dir=f"tui-hpo-logs/{safe_name(req.study)}",
             )
             said.append(f"{host.name}: {out.count('started')} worker(s) started")
         self._remote_since = time.monotonic() if self.plan.hosts else None

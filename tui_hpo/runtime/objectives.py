@@ -11,6 +11,10 @@ them from the objective itself::
     objective.directions = ["minimize", "maximize"]
 
 A single string (``objective.directions = "maximize"``) means one objective.
+
+A program is an objective too: ``sweep:PATH`` (or a path ending in ``.yaml``/``.yml``) names a
+W&B sweep file (``runtime.sweeps``), and each trial runs its command (``runtime.commands``),
+whose metrics give the directions and names.
 """
 
 from __future__ import annotations
@@ -38,8 +42,15 @@ class ObjectiveSpec:
     module: str | None
     path: Path | None
     function: str
+    is_sweep: bool = False
 
     def load(self) -> Callable[..., Any]:
+        if self.is_sweep:
+            assert self.path is not None
+            from tui_hpo.runtime.commands import CommandObjective
+            from tui_hpo.runtime.sweeps import load_sweep
+
+            return CommandObjective(load_sweep(self.path))
         module = _import_file(self.path) if self.path else _import_module(self.module or "")
         try:
             func = getattr(module, self.function)
@@ -54,8 +65,14 @@ class ObjectiveSpec:
         return func
 
 
+SWEEP_PREFIX = "sweep:"
+SWEEP_SUFFIXES = (".yaml", ".yml")
+
+
 def parse_spec(text: str, *, cwd: Path | None = None) -> ObjectiveSpec:
     """Check the form of a spec; file paths are made absolute so other processes find them."""
+    if text.startswith(SWEEP_PREFIX) or text.lower().endswith(SWEEP_SUFFIXES):
+        return sweep_spec(Path(text.removeprefix(SWEEP_PREFIX)), cwd=cwd)
     target, sep, function = text.rpartition(":")
     if not sep or not target or not function or not function.isidentifier():
         raise UserError(
@@ -72,6 +89,18 @@ def parse_spec(text: str, *, cwd: Path | None = None) -> ObjectiveSpec:
     if not all(part.isidentifier() for part in target.split(".")):
         raise UserError(f"objective {text!r}: {target!r} is not a module name")
     return ObjectiveSpec(text=text, module=target, path=None, function=function)
+
+
+def sweep_spec(path: Path, *, cwd: Path | None = None) -> ObjectiveSpec:
+    """A sweep file as an objective: ``sweep:/absolute/path`` for every worker."""
+    path = path.expanduser()
+    if not path.is_absolute():
+        path = (cwd or Path.cwd()) / path
+    if not path.is_file():
+        raise UserError(f"sweep file {path} not found")
+    return ObjectiveSpec(
+        text=f"{SWEEP_PREFIX}{path}", module=None, path=path, function="", is_sweep=True
+    )
 
 
 def load(text: str) -> tuple[ObjectiveSpec, Callable[..., Any]]:

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from tui_hpo.control import budget, ending, failure_streak, registry, trial_orders
 from tui_hpo.control.orders import LAUNCH_TOKEN_ENV, launch_ready, study_id_of
 from tui_hpo.control.provenance import running_trials_of_worker
+from tui_hpo.machine.process_tree import kill_tree
 from tui_hpo.runtime import startup
 from tui_hpo.runtime.worker_config import WorkerConfig, setup_logging, worker_environ
 from tui_hpo.storage import tables
@@ -172,7 +173,7 @@ class Supervisor:
         orders = trial_orders.pending_fail_orders(self.engine, self.worker_id)
         if not orders:
             return
-        self.child.kill()
+        kill_tree(self.child.pid)  # and a command trial's program, in its own group
         self.child.wait()
         for request_id, trial_id, number in orders:
             reason = "failed on request (fail-trial): worker process killed by its supervisor"
@@ -223,7 +224,7 @@ class Supervisor:
             return
         if number is None or now - self._running[1] < limit:
             return
-        self.child.kill()
+        kill_tree(self.child.pid)  # and a command trial's program, in its own group
         self.child.wait()
         reason = f"trial timed out after {limit:g} s (--trial-timeout): worker process killed"
         for trial_id in running_trials_of_worker(self.engine, self.study_id, self.worker_id):

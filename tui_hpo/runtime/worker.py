@@ -28,11 +28,17 @@ import sqlalchemy as sa
 from optuna.study._tell import _tell_with_warning
 
 from tui_hpo.control import budget, ending, failure_streak, provenance, registry, trial_orders
-from tui_hpo.control.orders import LAUNCH_TOKEN_ENV, Orders, launch_recipe, wait_for_launch
+from tui_hpo.control.orders import (
+    LAUNCH_TOKEN_ENV,
+    Orders,
+    launch_recipe,
+    request_stop,
+    wait_for_launch,
+)
 from tui_hpo.control.registry import SUPERVISOR_ENV
 from tui_hpo.control.specs import DEFAULT_PRUNER, DEFAULT_SAMPLER, make_pruner, make_sampler
 from tui_hpo.runtime import startup
-from tui_hpo.runtime.worker_config import WorkerConfig, setup_logging
+from tui_hpo.runtime.worker_config import WorkerConfig, setup_logging, trial_output_dir
 from tui_hpo.storage import attrs, tables
 from tui_hpo.storage.engines import act_as, load_study, open_engine, open_storage
 from tui_hpo.storage.pool import set_keep
@@ -62,6 +68,9 @@ class Worker:
 
         self.config = config
         _, self.func = objectives.load(config.objective)
+        bind = getattr(self.func, "bind", None)
+        if bind is not None:  # a program (a sweep file): where its trials' output goes
+            bind(output_dir=trial_output_dir(config), study=config.study)
         self._started = dt.datetime.now()
         """Optuna stamps trials with this machine's naive local time; so is this."""
         token = os.environ.get(LAUNCH_TOKEN_ENV)
@@ -209,7 +218,11 @@ class Worker:
             seed = orders.seed
             if seed is not None and orders.sampler.name != "qmc":
                 seed += self.worker_id  # else every worker would draw the same points
-            self.study.sampler = make_sampler(orders.sampler, seed=seed)
+            sampler = make_sampler(orders.sampler, seed=seed)
+            wrap = getattr(self.func, "wrap_sampler", None)
+            if wrap is not None:  # a sweep's random search draws with W&B's distributions
+                sampler = wrap(sampler, seed)
+            self.study.sampler = sampler
             self._sampler, self._sampler_id = orders.sampler, orders.sampler_setting_id
             log.info("sampler %s", orders.sampler.label())
             registry.update(self.engine, self.worker_id, sampler=orders.sampler.label())
@@ -305,8 +318,12 @@ class Worker:
             self._cut_short(trial, str(exc), started)
             raise
         except Exception as exc:
-            state, reason = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
-            log.error("trial %d raised:\n%s", trial.number, traceback.format_exc().rstrip())
+            if getattr(exc, "plain_reason", False):  # a program's exit: its own words
+                state, reason = TrialState.FAIL, str(exc)
+                log.error("trial %d failed: %s", trial.number, reason)
+            else:
+                state, reason = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
+                log.error("trial %d raised:\n%s", trial.number, traceback.format_exc().rstrip())
         finally:
             self.heartbeat.running = None
         self._finish(trial, state, values, reason, started)
@@ -344,6 +361,11 @@ class Worker:
         self._keep_connection = took < KEEP_CONNECTION_BELOW_S
         if state == TrialState.COMPLETE:
             log.info("trial %d complete in %.2fs: %s %s", trial.number, took, values, trial.params)
+            if values and _reached_target(self.func, values):
+                log.info(
+                    "trial %d reached the sweep's metric target; stopping the search", trial.number
+                )
+                retrying(lambda: request_stop(self.engine, self.study_id), "stopping the search")
         elif state == TrialState.PRUNED:
             log.info("trial %d pruned in %.2fs: %s", trial.number, took, trial.params)
         else:
@@ -436,6 +458,16 @@ class SteeredTrial(optuna.Trial):
         if len(self.study.directions) > 1:
             return False
         return super().should_prune()
+
+
+def _reached_target(func: Any, values: list[float]) -> bool:
+    """Whether a sweep's ``metric.target`` is reached (W&B stops the sweep there)."""
+    sweep = getattr(func, "sweep", None)
+    target = getattr(sweep, "target", None)
+    if sweep is None or target is None:
+        return False
+    first = sweep.metrics[0]
+    return values[0] <= target if first.goal == "minimize" else values[0] >= target
 
 
 def _check_values(result: Any, n_objectives: int) -> tuple[list[float] | None, str | None]:

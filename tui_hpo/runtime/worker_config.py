@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from tui_hpo.control.failure_streak import DEFAULT_LIMIT as DEFAULT_FAILURE_LIMIT
 from tui_hpo.control.orders import LAUNCH_TOKEN_ENV
@@ -104,3 +105,20 @@ def setup_logging(log_path: str | None, *, quiet_optuna: bool = True) -> None:
         optuna.logging.disable_default_handler()
         optuna.logging.enable_propagation()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def safe_name(name: str) -> str:
+    """A study name as a folder name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"
+
+
+def default_log_dir(study: str) -> Path:
+    """Where a study's worker logs go unless ``--log-dir`` says: ``./tui-hpo-logs/STUDY``."""
+    return Path("tui-hpo-logs") / safe_name(study)
+
+
+def trial_output_dir(config: WorkerConfig) -> Path:
+    """Where a worker keeps the output of its command trials: ``trials/`` beside its log."""
+    if config.log_path:
+        return Path(config.log_path).absolute().parent / "trials"
+    return (default_log_dir(config.study) / "trials").absolute()

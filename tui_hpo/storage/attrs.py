@@ -10,7 +10,9 @@ User attrs, so the ``optuna`` CLI and optuna-dashboard show them beside the user
 - ``tui_hpo.fail_reason``: why a failed trial failed (also in Optuna's ``fail_reason`` system
   attr);
 - ``tui_hpo.retry_of``: on a trial queued again after SIGTERM cut its first run short
-  (preemption, ``scancel``), the number of that run.
+  (preemption, ``scancel``), the number of that run;
+- ``tui_hpo.output``, ``tui_hpo.exit_code``: a command trial's output file (stdout and stderr,
+  on the machine in ``tui_hpo.host``) and its program's exit code.
 """
 
 from __future__ import annotations
@@ -29,3 +31,6 @@ cancelled): the number of that run, which ended FAIL."""
 
 OPTUNA_FAIL_REASON = "fail_reason"
 """Optuna's own system attr for the same thing."""
+OUTPUT = PREFIX + "output"
+"""A command trial's output file (stdout and stderr), on the machine that ran it."""
+EXIT_CODE = PREFIX + "exit_code"

@@ -215,6 +215,10 @@ class StudyScreen(Screen[None]):
     def _follow_log(self, message: WorkersPane.Chosen) -> None:
         self.query_one(LogPane).follow(message.log_path)
 
+    @on(DetailPane.TrialOutputChosen)
+    def _follow_trial_output(self, message: DetailPane.TrialOutputChosen) -> None:
+        self.query_one(LogPane).follow_trial(message.path, message.number)
+
     # the table --------------------------------------------------------------------------------
 
     def action_sort(self) -> None:

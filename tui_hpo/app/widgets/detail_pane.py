@@ -1,15 +1,20 @@
 """Pane 3: the selected trial (state, values, params, where it ran, why it failed, its user
-attrs) and its learning curve, with pinned trials' curves overlaid to compare."""
+attrs) and its learning curve, with pinned trials' curves overlaid to compare. A command
+trial's output file is announced (``TrialOutputChosen``), so that the log pane follows it."""
 
 from __future__ import annotations
 
 import json
 import math
+import socket
+from dataclasses import dataclass
 
 import numpy as np
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.message import Message
 from textual.widgets import Static
 
 from tui_hpo.app.messages import CurvesLoaded, DetailLoaded, StorageDown
@@ -17,11 +22,20 @@ from tui_hpo.app.widgets.plots import CurvesPlot
 from tui_hpo.data.frames import STATE_NAMES, TrialFrame
 from tui_hpo.data.session import Session
 from tui_hpo.errors import one_line
+from tui_hpo.storage import attrs
 
 MAX_PINNED = 6
 
 
 class DetailPane(Container):
+    @dataclass
+    class TrialOutputChosen(Message):
+        """The selected trial's output file, when it ran a program on this machine (None:
+        it ran a function, or elsewhere): the log pane follows it instead of a worker's log."""
+
+        path: str | None
+        number: int | None
+
     DEFAULT_CSS = """
     DetailPane #detail-text { height: auto; max-height: 12; }
     """
@@ -95,7 +109,14 @@ class DetailPane(Container):
         ]
         reason = user.get("tui_hpo.fail_reason") or system.get("fail_reason")
         if reason:
-            lines.append(f"[red]fail reason[/] {reason}")
+            lines.append(f"[red]fail reason[/] {escape(str(reason))}")
+        output = user.get(attrs.OUTPUT)
+        if output:
+            code = user.get(attrs.EXIT_CODE)
+            exit_text = f"  exit code {code}" if code is not None else ""
+            lines.append(f"output  {escape(str(output))}{exit_text}")
+        local = output and user.get(attrs.HOST, socket.gethostname()) == socket.gethostname()
+        self.post_message(self.TrialOutputChosen(output if local else None, int(f.number[i])))
         others = {k: v for k, v in user.items() if not k.startswith("tui_hpo.")}
         if others:
             lines.append("user attrs  " + json.dumps(others)[:300])

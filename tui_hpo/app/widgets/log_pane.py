@@ -1,5 +1,6 @@
-"""Pane 6: the log of the worker highlighted in pane 5, followed (its last lines, re-read by a
-thread worker on every poll)."""
+"""Pane 6: the output of the selected trial when it ran a program on this machine, else the log
+of the worker highlighted in pane 5; followed (its last lines, re-read by a thread worker on
+every poll)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,30 @@ class LogPane(Container):
         super().__init__(id=id, classes="pane")
         self.border_title = "6 log"
         self._shown: tuple[str | None, list[str]] | None = None
+        self._worker_log: str | None = None
+        self._trial_output: tuple[str, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield Log(id="log-view", highlight=False)
 
     def follow(self, path: str | None) -> None:
+        """The highlighted worker's log, read again on every poll (its workers pane refresh),
+        shown unless the selected trial's own output is."""
+        self._worker_log = path
+        self._reload()
+
+    def follow_trial(self, path: str | None, number: int | None) -> None:
+        """The selected trial's output (None: back to the worker's log)."""
+        self._trial_output = (path, number) if path is not None and number is not None else None
+        self._reload()
+
+    def _reload(self) -> None:
+        if self._trial_output is not None:
+            path, number = self._trial_output
+            self.border_title = f"6 output of trial {number}"
+        else:
+            path = self._worker_log
+            self.border_title = "6 log"
         self.load(path)
 
     @work(thread=True, exclusive=True, group="log", exit_on_error=False)
