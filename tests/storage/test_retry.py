@@ -3,6 +3,8 @@ another try, and the backoff around them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 import sqlalchemy as sa
@@ -114,3 +116,56 @@ def test_make_resilient_wraps_optuna_storage_calls(
     retry.make_resilient(storage)
     assert storage.create_new_trial(study_id) == 0
     assert len(no_sleep) == 2
+
+
+def test_a_suggest_rides_out_an_outage_through_optunas_cache_layer(
+    tmp_path: Path, no_sleep: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Study puts ``_CachedStorage`` in front of an RDBStorage, which calls the backend's
+    private ``_set_trial_param``: a suggest during a PostgreSQL restart failed the trial with
+    StorageInternalError until that name was wrapped too."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    failures = [_db_error(sa.exc.OperationalError)] * 2
+    real = storage._set_trial_param
+
+    def set_trial_param(*args: object, **kwargs: object) -> bool:
+        if failures:
+            try:
+                raise failures.pop()
+            except sa.exc.OperationalError as exc:
+                raise optuna.exceptions.StorageInternalError("commit failed") from exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "_set_trial_param", set_trial_param)
+    retry.make_resilient(storage)
+    trial = study.ask()
+    assert trial.suggest_float("x", 0.0, 1.0) == storage.get_trial(trial._trial_id).params["x"]
+    assert len(no_sleep) == 2
+
+
+def test_every_backend_call_of_optunas_cache_layer_is_wrapped(tmp_path: Path) -> None:
+    """What ``_CachedStorage`` asks of the RDBStorage, read from Optuna's own source, so an
+    Optuna upgrade that routes a call through a new name fails here rather than in a search."""
+    import inspect
+    import re
+
+    from optuna.storages import _cached_storage
+
+    called = set(re.findall(r"_backend\.(\w+)\(", inspect.getsource(_cached_storage)))
+    study_level = {
+        "create_new_study",
+        "delete_study",
+        "set_study_user_attr",
+        "set_study_system_attr",
+        "get_study_user_attrs",
+        "get_all_studies",
+        "get_heartbeat_interval",
+        "get_heartbeat_stale_trial_callback",
+    }  # made by the launch, not by workers in a trial, or no storage round trip
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    retry.make_resilient(storage)
+    unwrapped = sorted(
+        name for name in called - study_level if not hasattr(getattr(storage, name), "__wrapped__")
+    )
+    assert not unwrapped

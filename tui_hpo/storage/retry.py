@@ -73,21 +73,31 @@ def retrying(func: Callable[[], T], what: str, *, give_up_after: float = GIVE_UP
 
 
 # Optuna's storage calls a worker makes; each is one transaction, so calling it again after a
-# failure that rolled it back is safe.
+# failure that rolled it back is safe. Optuna's cache layer (``_CachedStorage``, which every
+# Study puts in front of an RDBStorage) calls some of them by their private names: a suggest
+# goes through ``_set_trial_param``, so those are wrapped too.
 _METHODS = (
     "create_new_trial",
+    "_create_new_trial",
     "set_trial_param",
+    "_set_trial_param",
     "set_trial_state_values",
     "set_trial_intermediate_value",
     "set_trial_user_attr",
     "set_trial_system_attr",
     "get_trial",
     "get_all_trials",
+    "_get_trials",
     "get_n_trials",
     "get_trial_id_from_study_id_trial_number",
     "get_trial_number_from_id",
     "get_trial_param",
     "get_best_trial",
+    "_get_best_trial_id",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
     "get_study_directions",
     "get_study_user_attrs",
     "get_study_system_attrs",
