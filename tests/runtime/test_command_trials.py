@@ -8,6 +8,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 from collections import Counter
@@ -17,7 +18,7 @@ import optuna
 import psutil
 import pytest
 
-from tests.support import Cli, alive, load_trials, wait_for
+from tests.support import Cli, alive, clean_env, load_trials, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -350,8 +351,18 @@ def test_steering_reaches_a_command_trial_and_its_children(
                 "reports after thaw",
             )
             return
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "tui_hpo", "logs", "steer", str(trial.number), "--follow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env({"TUI_HPO_STORAGE": sqlite_url}),
+        )
         done = cli(verb, "steer", str(trial.number), "--storage", sqlite_url)
         assert done.returncode == 0, done.stderr
+        followed, _ = follower.communicate(timeout=60)  # ends by itself once the trial has
+        assert follower.returncode == 0
+        assert followed.startswith("child ") and "epoch 2 loss:" in followed
         wanted = "PRUNED" if verb == "prune-trial" else "FAIL"
         wait_for(lambda: load_trials(sqlite_url, "steer")[0].state.name == wanted, 30, wanted)
         wait_for(lambda: not alive(program.pid) and not alive(grandchild), 20, "program gone")
@@ -402,3 +413,96 @@ def test_status_json_names_a_command_trials_failure(
     failures = json.loads(status.stdout)["studies"][0]["recent_failures"]
     assert [f["trial"] for f in failures] == [1, 0]
     assert all("exit code 3" in f["reason"] and "out of memory" in f["reason"] for f in failures)
+
+
+FINITE_SCRIPT = """\
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(f"child {child.pid} of {os.getpid()}", flush=True)
+for epoch in range(1, 41):
+    print(f"epoch {epoch} loss: {1 / epoch:.5f}", flush=True)
+    time.sleep(0.2)
+"""
+
+
+def test_sigterm_to_a_worker_ends_its_program_and_runs_the_params_again(
+    cli: Cli, sqlite_url: str, project: Path, tmp_path: Path
+) -> None:
+    """Preemption (Slurm's SIGTERM) of a worker mid command trial: the program and what it
+    started are gone, the trial ends FAIL with the reason and its params run again."""
+    (project / "finite.py").write_text(FINITE_SCRIPT)
+    out = cli(
+        "launch",
+        "--command",
+        f"{sys.executable} finite.py --x {{x}}",
+        "--param",
+        "x=uniform:0:1",
+        "--metric",
+        "loss",
+        "--cwd",
+        str(project),
+        "--study",
+        "preempt",
+        "--n-trials",
+        "2",
+        "--workers",
+        "2",
+        "--pruner",
+        "none",
+        "--storage",
+        sqlite_url,
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--detach",
+        env=NO_GPU,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    trial = running_trial(sqlite_url, "preempt")
+    output = Path(trial.user_attrs["tui_hpo.output"])
+    grandchild = wait_for(lambda: program_pids(output), 30, "the program's child")[0]
+    # its own pid from its output: once it exits, its child's parent is the reaper
+    (program,) = [int(line.split()[3]) for line in output.read_text().splitlines()[:1]]
+    assert alive(program), "the program ended before the worker was stopped"
+    worker_pid = trial.user_attrs["tui_hpo.pid"]
+    os.killpg(os.getpgid(worker_pid), signal.SIGTERM)  # the supervisor's group, as Slurm does
+    wait_for(lambda: not alive(program) and not alive(grandchild), 30, "program gone")
+
+    def settled() -> Counter[str] | None:
+        counts = Counter(t.state.name for t in load_trials(sqlite_url, "preempt"))
+        return counts if counts == Counter({"COMPLETE": 2, "FAIL": 1}) else None
+
+    wait_for(settled, 90, "two COMPLETE and the cut one FAIL")
+    trials = load_trials(sqlite_url, "preempt")
+    cut = trials[trial.number]
+    assert cut.user_attrs["tui_hpo.fail_reason"] == "terminated by SIGTERM (preempted or cancelled)"
+    (again,) = [t for t in trials if t.user_attrs.get("tui_hpo.retry_of") == trial.number]
+    assert again.state.name == "COMPLETE" and again.params == cut.params
+
+
+def test_a_metric_target_stops_the_search(
+    cli: Cli, sqlite_url: str, project: Path, tmp_path: Path
+) -> None:
+    """W&B's metric.target: the first trial that reaches it stops the search."""
+    sweep = write(
+        project,
+        "target.yaml",
+        """\
+        name: target
+        program: train.py
+        method: random
+        metric: {name: val_loss, goal: minimize, target: 100}
+        parameters:
+          lr: {distribution: log_uniform_values, min: 0.001, max: 0.01}
+          layers: {value: 1}
+          act: {value: relu}
+          epochs: {value: 2}
+        run_cap: 20
+        """,
+    )
+    out = launch_sweep(cli, sqlite_url, sweep, "--workers", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr  # type: ignore[attr-defined]
+    assert "trial 0 reached the metric target" in out.stderr  # type: ignore[attr-defined]
+    trials = load_trials(sqlite_url, "target")
+    assert [t.state.name for t in trials] == ["COMPLETE"]
+    assert trials[0].value < 100

@@ -424,3 +424,49 @@ def test_a_cancelled_task_leaves_its_trial_to_run_again(
     assert rerun[0].state.name in ("COMPLETE", "PRUNED")
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 3
     assert len(trials) == 4
+
+
+GPU_PRINTER = """\
+import argparse, os
+p = argparse.ArgumentParser()
+p.add_argument("--x", type=float)
+a = p.parse_args()
+print(f"gpu {os.environ.get('CUDA_VISIBLE_DEVICES')} loss: {a.x}", flush=True)
+"""
+
+
+def test_a_sweep_file_runs_under_slurm(
+    cli: Cli, sqlite_url: str, env: dict[str, str], tmp_path: Path, submitted: Any
+) -> None:
+    """Command trials as Slurm array tasks: the program runs on the node with the GPU Slurm
+    gave its task, and the budget is met exactly."""
+    submitted(sqlite_url)
+    (tmp_path / "printer.py").write_text(GPU_PRINTER)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "name: slurm-sweep\nprogram: printer.py\nmethod: random\n"
+        "metric: {name: loss, goal: minimize}\n"
+        "parameters:\n  x: {distribution: uniform, min: 0, max: 1}\nrun_cap: 6\n"
+    )
+    done = cli(
+        "launch",
+        "--sweep",
+        str(sweep),
+        "--storage",
+        sqlite_url,
+        "--slurm",
+        "--workers",
+        "2",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        env=env,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    trials = load_trials(sqlite_url, "slurm-sweep")
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 6
+    for t in trials:
+        assert t.value == t.params["x"]
+        text = Path(t.user_attrs["tui_hpo.output"]).read_text()
+        assert f"gpu {t.user_attrs['tui_hpo.gpu']} loss:" in text
+    assert {t.user_attrs["tui_hpo.gpu"] for t in trials} <= {"0", "1", "2", "3"}

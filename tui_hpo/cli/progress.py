@@ -98,6 +98,9 @@ def _run_launch(launcher: Launcher, *, detach: bool) -> int:
         return 130
     s = launcher.summary()
     console.print(f"done: {s.n_ended} trial(s) ended: {counts_text(s)}  {best_text(s)}")
+    reached = launcher.target_reached()
+    if reached is not None:
+        console.print(f"trial {reached} reached the metric target: the search stopped there")
     for line in launcher.crashed:
         console.print(f"[red]{escape(line)}[/]")
     if launcher.gave_up:

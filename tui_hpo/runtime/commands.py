@@ -8,6 +8,15 @@ stdout and stderr go to the trial's output file (capped), which ``tui-hpo logs``
 log pane follow. If the worker dies (fail-trial and --trial-timeout kill it, so does the OOM
 killer), the kernel kills the program too (``PR_SET_PDEATHSIG``).
 
+Files, in the worker's output folder (``bind``): ``trial-{number}.log`` (stdout and stderr as
+they came, ``[tui-hpo: ...]`` lines where tui-hpo stepped in) and
+``trial-{number}.metrics.jsonl`` (``$TUI_HPO_METRICS_FILE``: where the program may write JSON
+lines instead of printing them).
+
+With several objectives, the first metric's reports are the trial's intermediate values (the
+worker's trial records them in ``tui_hpo_curves``; Optuna's own Trial takes none), and the
+trial ends early only on a prune order: no Optuna pruner handles several objectives.
+
 The cost over running the program by hand is a select loop and a regex per line that names a
 metric: no sleeps, and no storage write per line beyond ``trial.report``.
 """
@@ -17,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import selectors
 import signal
@@ -25,6 +35,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,12 +49,18 @@ log = logging.getLogger(__name__)
 
 OUTPUT_CAP = 10 * 1024 * 1024
 """Bytes of a trial's output kept on disk; beyond it only a count of what was dropped."""
+LINE_CAP = 1024 * 1024
+"""Bytes of one stdout line kept for parsing: a progress bar redrawn with ``\\r`` and no newline
+would otherwise grow without end. The line's tail is kept (its latest values)."""
 STDERR_LINES = 20
 """Last stderr lines kept for the fail reason (at most ``REASON_CHARS`` of them shown)."""
 REASON_CHARS = 500
-QUIET_PRUNE_CHECK_S = 2.0
-"""A program that prints nothing for this long is still checked for prune orders."""
+PRUNE_CHECK_S = 2.0
+"""A program that reports nothing for this long (quiet, or printing other things) is still
+checked for prune orders."""
 SELECT_S = 0.5
+TAIL_EVERY_S = 0.05
+"""While stdout is busy, the metrics file is read at most this often (one open per read)."""
 ENV_DROPPED = ("TUI_HPO_", "OPTUNA_STORAGE")
 """The worker's own settings (the storage URL, with its password, among them) stay out of the
 program's environment; tui-hpo's trial variables are set afresh."""
@@ -57,25 +74,40 @@ class CommandFailed(Exception):
     """Its message is the whole fail reason: no exception name, no traceback in the log."""
 
 
-def _pdeathsig() -> Any:
-    """A ``preexec_fn`` that makes the kernel SIGKILL the program when its worker dies; the
-    libc function is looked up here, before any fork."""
+def _find_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up once here: after a fork only the call itself is safe."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    pr_set_pdeathsig = 1
+
+
+_PRCTL = _find_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the kernel SIGKILL the program when its worker dies.
+
+    The kernel ties this to the thread that forked, so ``Popen`` must run in the thread that
+    lives as long as the worker (its main thread, where the objective runs). A worker that
+    died between the fork and the ``prctl`` would go unnoticed: the child checks its parent
+    afterwards and leaves if it is already gone.
+    """
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+    parent = os.getpid()
     kill = int(signal.SIGKILL)
 
     def preexec() -> None:
-        prctl(pr_set_pdeathsig, kill, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
 
     return preexec
-
-
-_PREEXEC = _pdeathsig()
 
 
 class CommandObjective:
@@ -104,7 +136,7 @@ class CommandObjective:
         return sampler
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
-        from tui_hpo.runtime.sweeps import build_argv
+        from tui_hpo.runtime.sweeps import build_argv  # sweeps reads files: only when run
 
         values = {n: trial._suggest(n, p.distribution) for n, p in self.sweep.params.items()}
         argv, extra = build_argv(self.sweep, values)
@@ -135,44 +167,42 @@ class CommandObjective:
         first = self.metric_names[0]
         # Optuna's own Trial reports one objective only; the worker's records curves of several
         can_report = len(self.metric_names) == 1 or getattr(trial, "reports_multi_objective", False)
+        # a cheap look at prune orders alone where the trial offers one; else the pruner too
+        ordered: Callable[[], bool] = getattr(trial, "prune_ordered", trial.should_prune)
         tail = _Tail(metrics_file)
         last_check = time.monotonic()
 
-        def take(line: str) -> bool:
-            """Record a line's metrics; whether the trial is to be pruned now."""
+        def take(line: str) -> int | None:
+            """Record a line's metrics; the step it reported at, if the trial is to be pruned."""
+            nonlocal last_check
             found, step = self._reader.parse(line)
             if not found:
-                return False
+                return None
             for name, value in found.items():
                 if name in reports:
                     reports[name].append(value)
                 else:
                     kept[name] = value
             if first not in found or not can_report:
-                return False
-            at = step if step is not None else len(reports[first])
-            if at < 0 or at in steps:
-                return False
+                return None
+            at = step if step is not None else len(reports[first])  # counted from 1
+            if at in steps:  # Optuna keeps one value per step: the first
+                return None
             steps.add(at)
             trial.report(found[first], at)
-            return trial.should_prune()
-
-        for line in run.lines(tail):
-            if line is None:  # quiet for a while: prune orders still reach the trial
-                if time.monotonic() - last_check >= QUIET_PRUNE_CHECK_S:
-                    last_check = time.monotonic()
-                    if trial.should_prune():
-                        run.end()
-                        self._keep(trial, kept)
-                        raise optuna.TrialPruned(
-                            f"pruned on request at step {max(steps, default=0)}"
-                        )
-                continue
-            if take(line):
-                run.end()
-                self._keep(trial, kept)
-                raise optuna.TrialPruned(f"pruned at step {max(steps)}")
             last_check = time.monotonic()
+            return at if trial.should_prune() else None
+
+        with contextlib.closing(run.lines(tail)) as lines:
+            for line in lines:
+                if line is not None:
+                    at = take(line)
+                    if at is not None:
+                        self._prune(trial, run, kept, f"pruned at step {at}")
+                if time.monotonic() - last_check >= PRUNE_CHECK_S:
+                    last_check = time.monotonic()
+                    if ordered():
+                        self._prune(trial, run, kept, "pruned on request")
         code = run.wait()
         for line in tail.read(final=True):
             take(line)
@@ -186,17 +216,23 @@ class CommandObjective:
         results = [_summary(reports[m], self.sweep.summary) for m in self.metric_names]
         return results[0] if len(results) == 1 else results
 
+    def _prune(self, trial: optuna.Trial, run: _Run, kept: dict[str, float], why: str) -> None:
+        run.end(why)
+        self._keep(trial, kept)
+        raise optuna.TrialPruned(why)
+
     def _keep(self, trial: optuna.Trial, kept: dict[str, float]) -> None:
         for name, value in kept.items():
             trial.set_user_attr(name, value)
 
 
 def _summary(values: list[float], how: str) -> float:
-    if how == "min":
-        return min(values)
-    if how == "max":
-        return max(values)
-    return values[-1]
+    """The trial's value from its reports; ``min``/``max`` pass over NaN reports (a diverged
+    epoch among good ones), ``last`` takes what came last, as W&B does."""
+    if how == "last":
+        return values[-1]
+    numbers = [v for v in values if not math.isnan(v)] or values
+    return min(numbers) if how == "min" else max(numbers)
 
 
 def _exit_reason(code: int, stderr: list[str]) -> str:
@@ -255,17 +291,13 @@ class _Run:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=_PREEXEC,  # noqa: PLW1509 - one prctl call, resolved before the fork
+                preexec_fn=_child_setup(),  # noqa: PLW1509 - prctl, resolved before the fork
             )
-        except FileNotFoundError:
-            self._out.close()
-            raise CommandFailed(f"program {argv[0]!r} not found (run in {cwd})") from None
-        except PermissionError:
-            self._out.close()
-            raise CommandFailed(f"program {argv[0]!r} is not executable (run in {cwd})") from None
         except OSError as exc:
+            reason = _launch_error(exc, argv[0], cwd)
+            self.note(reason)
             self._out.close()
-            raise CommandFailed(f"can't run {argv[0]!r}: {exc.strerror or exc}") from None
+            raise CommandFailed(reason) from None
         self._errors = threading.Thread(target=self._read_stderr, daemon=True)
         self._errors.start()
 
@@ -281,6 +313,12 @@ class _Run:
             self._written += len(kept)
             self._dropped += len(data) - len(kept)
 
+    def note(self, text: str) -> None:
+        """A line of tui-hpo's own in the output file (outside the cap: there are few)."""
+        with self._lock:
+            self._out.write(f"[tui-hpo: {text}]\n".encode())
+            self._out.flush()
+
     def _read_stderr(self) -> None:
         assert self.process.stderr is not None
         for raw in iter(self.process.stderr.readline, b""):
@@ -291,18 +329,27 @@ class _Run:
         self._errors.join(timeout=5)
         return list(self._stderr)
 
-    def lines(self, tail: _Tail) -> Any:
-        """Each stdout line (and metrics-file line) as it comes; None after a quiet spell."""
+    def lines(self, tail: _Tail) -> Iterator[str | None]:
+        """Each stdout line and metrics-file line as it comes; None after ``SELECT_S`` of quiet.
+
+        Ends at stdout's end, or once the program has exited and stdout stays quiet: what still
+        holds the pipe then is something the program left behind, which ``close`` ends."""
         stdout = self.process.stdout
         assert stdout is not None
         fd = stdout.fileno()
         partial = b""
+        tailed = time.monotonic()
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while True:
                 ready = selector.select(timeout=SELECT_S)
-                yield from tail.read()
+                now = time.monotonic()
+                if not ready or now - tailed >= TAIL_EVERY_S:
+                    tailed = now
+                    yield from tail.read()
                 if not ready:
+                    if self.process.poll() is not None:
+                        break
                     yield None
                     continue
                 chunk = os.read(fd, 65536)
@@ -313,23 +360,28 @@ class _Run:
                 *complete, partial = partial.split(b"\n")
                 for raw in complete:
                     yield raw.decode("utf-8", "replace")
+                if len(partial) > LINE_CAP:
+                    partial = partial[-LINE_CAP:]
         if partial:
             yield partial.decode("utf-8", "replace")
 
     def wait(self) -> int:
         return self.process.wait()
 
-    def end(self) -> None:
-        """SIGTERM to the program's group, SIGKILL after the grace period."""
+    def end(self, why: str | None = None) -> None:
+        """SIGTERM to the program's group, SIGKILL after the grace period; at once if the
+        worker is told to stop again meanwhile (a second Ctrl-C means now)."""
         if self.process.poll() is not None:
             self._kill_group(signal.SIGKILL)  # what it started may outlive it
             return
+        self.note(f"{why or 'trial cut short'}: SIGTERM to the program")
         self._kill_group(signal.SIGTERM)
         try:
             self.process.wait(timeout=self.grace)
         except subprocess.TimeoutExpired:
-            pass
-        self._kill_group(signal.SIGKILL)
+            self.note(f"still running {self.grace:g} s after SIGTERM: SIGKILL")
+        finally:  # also when a second signal cuts the grace short
+            self._kill_group(signal.SIGKILL)
         self.process.wait()
 
     def _kill_group(self, sig: int) -> None:
@@ -354,3 +406,15 @@ class _Run:
                         f"{self._dropped} more dropped]\n".encode()
                     )
                 self._out.close()
+
+
+def _launch_error(exc: OSError, program: str, cwd: Path) -> str:
+    """One line on why the program could not start. ``Popen`` raises the same errors for a
+    missing folder as for a missing program; the exception's file name tells them apart."""
+    if exc.filename is not None and str(exc.filename) == str(cwd):
+        return f"can't run {program!r}: folder {str(cwd)!r} doesn't exist"
+    if isinstance(exc, FileNotFoundError):
+        return f"program {program!r} not found (run in {cwd})"
+    if isinstance(exc, PermissionError):
+        return f"program {program!r} is not executable (run in {cwd})"
+    return f"can't run {program!r}: {exc.strerror or exc}"

@@ -32,6 +32,7 @@ from tui_hpo.runtime.worker_config import (
     default_log_dir,
     safe_name,
 )
+from tui_hpo.storage import attrs
 from tui_hpo.storage.engines import Heartbeat, open_storage
 from tui_hpo.storage.urls import StorageURL
 
@@ -486,11 +487,17 @@ class Launcher:
             for w in self.workers
         )
 
+    def target_reached(self) -> int | None:
+        """The trial that reached the sweep's metric target and so ended the search, if any."""
+        found = self.storage.get_study_user_attrs(self.study_id).get(attrs.TARGET_REACHED)
+        return found if isinstance(found, int) else None
+
     def exit_code(self) -> int:
         s = self.summary()
         if self.crashed or self.gave_up:
             return FAILURE
-        if s.trial_budget is not None and s.n_ended < s.trial_budget:
+        budget_left = s.trial_budget is not None and s.n_ended < s.trial_budget
+        if budget_left and self.target_reached() is None:
             return FAILURE
         if s.n_ended and not (s.counts["COMPLETE"] or s.counts["PRUNED"]):
             return FAILURE  # every trial failed: the objective is broken, not the search

@@ -2,12 +2,17 @@
 
 The file is read as W&B reads it: ``program``, ``command`` and its macros, ``method``,
 ``metric``, ``parameters`` (every W&B distribution), ``early_terminate`` (hyperband),
-``run_cap`` and ``name``. tui-hpo's own keys say what W&B can't: several ``metrics``,
-``sampler``/``pruner`` in tui-hpo's spec form, ``workers``, ``gpus``, ``trial_timeout``,
-``summary``, ``keep``, ``kill_grace`` and ``cwd``. docs/sweeps.md has the whole format.
+``run_cap`` and ``name``, so that a file written for ``wandb sweep`` runs here unchanged.
+tui-hpo's own keys say what W&B can't: several ``metrics``, ``sampler``/``pruner`` in tui-hpo's
+spec form, ``workers``, ``gpus``, ``trial_timeout``, ``summary``, ``keep``, ``kill_grace`` and
+``cwd``. docs/sweeps.md has the whole format.
 
 Every mistake is one line naming the file and the line of the key at fault, found before
-anything is written anywhere.
+anything is written anywhere: a worker that meets a bad file minutes later, on another machine,
+is much harder to debug than a launch that refuses it. Flags are turned into the same mapping
+a file holds and go through the same checks, so the two can't drift apart.
+
+Optuna and PyYAML are imported inside the functions: ``tui-hpo --help`` must not pay for them.
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui_hpo.errors import UserError, one_line
 from tui_hpo.runtime.sweep_model import DEFAULT_COMMAND, Metric, Param, Sweep
+
+if TYPE_CHECKING:
+    import numpy as np
 
 W_AND_B_KEYS = (
     "program",
@@ -37,13 +46,17 @@ W_AND_B_KEYS = (
     "name",
     "description",
 )
+_STORAGE = "tui-hpo keeps everything in its storage"
 IGNORED_KEYS = {
-    "entity": "a W&B account setting",
-    "project": "a W&B project setting",
-    "controller": "W&B's sweep controller",
-    "imports": "W&B's package list",
-    "job": "a W&B launch job",
-    "image_uri": "a W&B launch image",
+    "entity": f"a W&B account setting; {_STORAGE}",
+    "project": f"a W&B project setting; {_STORAGE}",
+    "controller": "W&B's sweep controller; tui-hpo's workers share the study's storage",
+    "imports": "W&B's package list; install what the program needs yourself",
+    "job": "a W&B launch job; tui-hpo runs program/command",
+    "image_uri": "a W&B launch image; tui-hpo runs program/command",
+    "scheduler": "W&B's custom scheduler; tui-hpo's sampler: key chooses the search",
+    "apiVersion": "a W&B format field",
+    "kind": "a W&B format field",
 }
 OWN_KEYS = (
     "metrics",
@@ -58,25 +71,53 @@ OWN_KEYS = (
     "cwd",
 )
 METHODS = {"grid": "grid", "random": "random", "bayes": "tpe"}
-DISTRIBUTIONS = (
-    "constant",
-    "categorical",
-    "int_uniform",
-    "uniform",
-    "q_uniform",
-    "log_uniform",
-    "log_uniform_values",
-    "q_log_uniform",
-    "q_log_uniform_values",
-    "inv_log_uniform",
-    "inv_log_uniform_values",
-    "normal",
-    "q_normal",
-    "log_normal",
-    "q_log_normal",
+
+PARAM_KEYS: dict[str, frozenset[str]] = {
+    "constant": frozenset({"value"}),
+    "categorical": frozenset({"values", "probabilities"}),
+    "int_uniform": frozenset({"min", "max"}),
+    "uniform": frozenset({"min", "max"}),
+    "q_uniform": frozenset({"min", "max", "q"}),
+    "log_uniform": frozenset({"min", "max"}),
+    "log_uniform_values": frozenset({"min", "max"}),
+    "q_log_uniform": frozenset({"min", "max", "q"}),
+    "q_log_uniform_values": frozenset({"min", "max", "q"}),
+    "inv_log_uniform": frozenset({"min", "max"}),
+    "inv_log_uniform_values": frozenset({"min", "max"}),
+    "normal": frozenset({"mu", "sigma"}),
+    "q_normal": frozenset({"mu", "sigma", "q"}),
+    "log_normal": frozenset({"mu", "sigma"}),
+    "q_log_normal": frozenset({"mu", "sigma", "q"}),
+    "beta": frozenset({"a", "b"}),
+    "q_beta": frozenset({"a", "b", "q"}),
+}
+"""Each W&B distribution and the keys it takes (W&B's schema allows no others)."""
+DISTRIBUTIONS = tuple(PARAM_KEYS)
+_ALIASES = {"categorical_w_probabilities": "categorical"}
+_ALL_PARAM_KEYS = frozenset().union(*PARAM_KEYS.values()) | {"distribution"}
+_NORMALS = frozenset({"normal", "q_normal", "log_normal", "q_log_normal"})
+_BETAS = frozenset({"beta", "q_beta"})
+_EXPONENTS = frozenset({"log_uniform", "q_log_uniform", "inv_log_uniform"})
+"""W&B's older log distributions: ``min`` and ``max`` are natural-log exponents."""
+_LOG_SCALE = frozenset(
+    {
+        "log_uniform",
+        "log_uniform_values",
+        "q_log_uniform",
+        "q_log_uniform_values",
+        "inv_log_uniform",
+        "inv_log_uniform_values",
+        "log_normal",
+        "q_log_normal",
+    }
 )
+"""Searched on a log scale by Optuna. ``inv_log_uniform`` is among them: if 1/X is log-uniform
+on [1/max, 1/min] then log X is uniform on [log min, log max], the same law as log-uniform."""
+
 SIGMAS = 5.0
 """Normal distributions are searched within mu ± 5 sigma (Optuna needs bounds)."""
+MAX_GRID_POINTS = 1000
+"""An ``int_uniform`` (or an even ``q_uniform``) up to this many points joins a grid as is."""
 MACROS = (
     "env",
     "interpreter",
@@ -86,77 +127,135 @@ MACROS = (
     "args_no_boolean_flags",
     "args_json",
 )
+_LIST_MACROS = frozenset({"args", "args_no_hyphens", "args_no_boolean_flags"})
 _MACRO = re.compile(r"\$\{([^}]*)\}")
-_PLACEHOLDER = re.compile(r"(?<!\$)\{([^{}]*)\}")
-MAX_GRID_INTS = 1000
+_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+_PARAM_NAME = re.compile(_NAME + r"\Z")
+"""W&B's pattern for parameter names: they become ``--name=value`` flags."""
+_PLACEHOLDER = re.compile(r"(?<!\$)\{(" + _NAME + r")\}")
+"""Only name-shaped braces are placeholders, so a JSON word (``{"a": 1}``) passes as it is."""
+_FILL = re.compile(r"\$\{([^}]*)\}|(?<!\$)\{(" + _NAME + r")\}")
+_GPUS = re.compile(r"\s*(all|none|\d+(\s*,\s*\d+)*)\s*\Z", re.IGNORECASE)
+_HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
 
 
-class _Where:
-    """Says where a key is: ``FILE:LINE:`` for a file, a flag's name for flags."""
+class _Reader:
+    """Says where a sweep came from, to word its errors and warnings: ``FILE:LINE:`` (the line
+    of the key at fault, or of the nearest key above it) for a file, the flag for flags."""
 
-    def __init__(self, label: str, lines: dict[tuple[Any, ...], int] | None = None) -> None:
+    def __init__(self, label: str, lines: dict[tuple[str, ...], int] | None = None) -> None:
         self.label = label
         self.lines = lines or {}
+        self.warnings: list[str] = []
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        key = tuple(str(p) for p in path)
+        for n in range(len(key), -1, -1):
+            if key[:n] in self.lines:
+                return self.lines[key[:n]]
+        return None
 
     def error(self, path: tuple[Any, ...], message: str) -> UserError:
-        line = None
-        for n in range(len(path), -1, -1):
-            line = self.lines.get(path[:n])
-            if line is not None:
-                break
-        at = f"{self.label}:{line}" if line is not None else self.label
-        return UserError(f"{at}: {message}")
+        return self.at(self.line(path), message)
+
+    def at(self, line: int | None, message: str) -> UserError:
+        where = f"{self.label}:{line}" if line is not None else self.label
+        return UserError(f"{where}: {message}")
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(f"{self.label}: {message}")
 
 
 # reading the file --------------------------------------------------------------------------
 
 
 def load_sweep(path: Path, *, cwd: Path | None = None) -> Sweep:
-    """The sweep file at ``path``, checked; ``cwd`` overrides where its trials run."""
+    """The sweep file at ``path`` (YAML, or JSON), checked; ``cwd`` overrides where its trials
+    run."""
+    data, lines = _read(path)
+    return sweep_from_mapping(data, source=path, lines=lines, cwd=cwd)
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     import yaml
 
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UserError(f"can't read sweep file {path}: {exc.strerror or exc}") from None
+        raise UserError(f"can't read sweep file {path}: {exc.strerror or one_line(exc)}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (a sweep file is YAML or JSON)") from None
+    if path.suffix.lower() == ".json":
+        # JSON may indent with tabs, YAML may not; a raw tab can't be inside a JSON string.
+        text = text.replace("\t", " ")
+    loader = yaml.SafeLoader(text)
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        node = loader.get_single_node()
+        lines: dict[tuple[str, ...], int] = {}
+        twice: list[tuple[str, int, int]] = []
+        if node is not None:
+            # Before constructing: that merges ``<<`` keys into the nodes, in place.
+            _record_lines(node, (), lines, twice, set())
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or one_line(exc)
-        raise UserError(f"{path}:{line} YAML syntax error: {problem}") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        at = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = " ".join(str(getattr(exc, "problem", None) or one_line(exc)).split())
+        raise UserError(f"{at}: YAML syntax error: {problem}") from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise UserError(f"{path}:1: the file is empty; a sweep file is a mapping (program:, ...)")
     if not isinstance(data, dict):
-        raise UserError(f"{path}: a sweep file is a mapping (program:, method:, parameters:, ...)")
-    lines: dict[tuple[Any, ...], int] = {}
-    _record_lines(node, (), lines)
-    return sweep_from_mapping(data, source=path, where=_Where(str(path), lines), cwd=cwd)
+        raise UserError(
+            f"{path}:{node.start_mark.line + 1}: a sweep file is a mapping "
+            f"(program:, method:, metric:, parameters:, ...), not {_kind(data)}"
+        )
+    if twice:
+        key, line, first = twice[0]
+        raise UserError(f"{path}:{line}: {key!r} is given twice (also on line {first})")
+    return data, lines
 
 
-def _record_lines(node: Any, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:
+def _record_lines(
+    node: Any,
+    path: tuple[str, ...],
+    lines: dict[tuple[str, ...], int],
+    twice: list[tuple[str, int, int]],
+    seen: set[int],
+) -> None:
+    """Each key's line, by its path of (string) keys and indexes. A node shared through an
+    alias is walked once: a chain of aliases can't make this exponential."""
     import yaml
 
     lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
         for key, value in node.value:
-            sub = (*path, str(key.value))
-            lines[sub] = key.start_mark.line + 1
-            _record_lines(value, sub, lines)
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            if name in first:
+                # YAML keeps the last silently: two parameters: blocks would lose the first.
+                twice.append((name, line, first[name]))
+            first.setdefault(name, line)
+            lines[(*path, name)] = line
+            _record_lines(value, (*path, name), lines, twice, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record_lines(item, (*path, i), lines)
+            _record_lines(item, (*path, str(i)), lines, twice, seen)
 
 
 def dump_sweep(mapping: dict[str, Any], path: Path) -> None:
-    """Write a sweep (one made from flags) for workers to read, wherever they run."""
+    """Write a sweep (one made from flags) as a file that workers load, wherever they run."""
     import yaml
 
-    path.write_text(yaml.safe_dump(mapping, sort_keys=False))
+    text = yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True)
+    path.write_text(f"# A sweep file (W&B's format, docs/sweeps.md), written by tui-hpo\n{text}")
 
 
 # the mapping ---------------------------------------------------------------------------------
@@ -166,455 +265,618 @@ def sweep_from_mapping(
     data: dict[str, Any],
     *,
     source: Path | None = None,
-    where: _Where | None = None,
+    lines: dict[tuple[str, ...], int] | None = None,
     cwd: Path | None = None,
 ) -> Sweep:
-    """Check a sweep's mapping (a file's, or what flags make) and build the ``Sweep``."""
-    where = where or _Where("--command")
-    warnings: list[str] = []
-    for key in data:
-        if key in W_AND_B_KEYS or key in OWN_KEYS:
-            continue
-        if key in IGNORED_KEYS:
-            warnings.append(
-                f"{where.label}: ignoring {key!r} ({IGNORED_KEYS[key]}; tui-hpo keeps "
-                "everything in its storage)"
-            )
-            continue
-        known = (*W_AND_B_KEYS, *OWN_KEYS, *IGNORED_KEYS)
-        close = difflib.get_close_matches(str(key), known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise where.error((key,), f"unknown key {key!r}{hint}")
-
-    folder = source.parent if source is not None else Path.cwd()
-    if cwd is None and data.get("cwd") is not None:
-        cwd = Path(_text(data, "cwd", where)).expanduser()
-        if not cwd.is_absolute():
-            cwd = folder / cwd
-    cwd = (cwd or folder).absolute()
-    if not cwd.is_dir():
-        raise where.error(("cwd",), f"folder {cwd} not found (where trials would run)")
-
-    params = _parameters(data.get("parameters"), where)
-    metrics, target = _metrics(data, where)
-    program = data.get("program")
-    if program is not None and not isinstance(program, str):
-        raise where.error(("program",), f"program must be a path, got {program!r}")
-    command = _command(data.get("command"), where)
-    _check_command(command, program, params, where, cwd)
-
+    """Check a sweep's mapping (a file's, or what :func:`sweep_from_flags` makes) and build the
+    ``Sweep``. ``lines`` maps key paths (``("parameters", "lr", "min")``) to their lines, for
+    errors; without a ``source`` errors are worded for the ``--command`` flags."""
+    reader = _Reader(str(source) if source is not None else "--command", lines)
+    if not isinstance(data, dict):
+        raise reader.error((), f"a sweep is a mapping (program:, method:, ...), not {_kind(data)}")
+    _check_keys(data, reader)
+    where = _cwd(data, source, cwd, reader)
+    params = _parameters(data.get("parameters"), reader)
+    metrics, target = _metrics(data, reader)
+    program = _program(data, reader)
+    command = _command(data.get("command"), reader)
+    _check_command(command, program, params, where, reader)
     summary = data.get("summary", "last")
     if summary not in ("last", "min", "max"):
-        raise where.error(("summary",), f"summary must be last, min or max, got {summary!r}")
-    keep = data.get("keep", [])
-    if isinstance(keep, str):
-        keep = [keep]
-    if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
-        raise where.error(("keep",), f"keep must be a list of metric names, got {keep!r}")
-    method = data.get("method")
-    sampler, grid_size = _sampler(data, method, params, where)
-    pruner = _pruner(data, where)
-    run_cap = _positive_int(data, "run_cap", where)
-    if run_cap is None:
-        run_cap = grid_size
-    name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise where.error(("name",), f"name must be text, got {name!r}")
-    gpus = data.get("gpus")
-    if gpus is not None:
-        if isinstance(gpus, list):
-            gpus = ",".join(str(g) for g in gpus)
-        gpus = str(gpus)
-    trial_timeout = _positive_number(data, "trial_timeout", where)
+        raise reader.error(("summary",), f"summary must be last, min or max, got {summary!r}")
+    sampler, grid_size = _sampler(data, params, reader)
+    pruner = _pruner(data, reader)
+    run_cap = _whole(data, "run_cap", reader)
     kill_grace = data.get("kill_grace", 10.0)
-    if isinstance(kill_grace, bool) or not isinstance(kill_grace, (int, float)) or kill_grace < 0:
-        raise where.error(("kill_grace",), f"kill_grace must be seconds >= 0, got {kill_grace!r}")
+    if not _is_number(kill_grace) or kill_grace < 0:
+        raise reader.error(("kill_grace",), f"kill_grace must be seconds >= 0, got {kill_grace!r}")
+    objectives = {m.name for m in metrics}
     return Sweep(
         source=source,
         command=command,
-        cwd=cwd,
+        cwd=where,
         params=params,
         metrics=metrics,
         program=program,
-        keep=tuple(k for k in keep if k not in {m.name for m in metrics}),
+        keep=tuple(k for k in _keep(data, reader) if k not in objectives),
         summary=summary,
         target=target,
-        name=name,
-        method=method,
+        name=_optional_text(data, "name", reader),
+        method=data.get("method"),
         sampler=sampler,
         pruner=pruner,
-        run_cap=run_cap,
+        run_cap=run_cap if run_cap is not None else grid_size,
         grid_size=grid_size,
-        workers=_positive_int(data, "workers", where),
-        gpus=gpus,
-        trial_timeout=trial_timeout,
+        workers=_whole(data, "workers", reader),
+        gpus=_gpus(data, reader),
+        trial_timeout=_seconds(data, "trial_timeout", reader),
         kill_grace=float(kill_grace),
-        warnings=tuple(warnings),
+        warnings=tuple(reader.warnings),
         raw=dict(data),
     )
 
 
-def _text(data: dict[str, Any], key: str, where: _Where) -> str:
+def _check_keys(data: dict[Any, Any], reader: _Reader) -> None:
+    known = (*W_AND_B_KEYS, *OWN_KEYS, *IGNORED_KEYS)
+    for key in data:
+        if key in W_AND_B_KEYS or key in OWN_KEYS:
+            continue
+        if key in IGNORED_KEYS:
+            reader.warn(f"ignoring {key!r} ({IGNORED_KEYS[key]})")
+            continue
+        raise reader.error((key,), f"unknown key {key!r}{_hint(key, known)}")
+
+
+def _cwd(data: dict[str, Any], source: Path | None, cwd: Path | None, reader: _Reader) -> Path:
+    """``--cwd``, else the file's ``cwd:`` (relative to the file), else the file's folder: a
+    sweep file travels with its program, wherever the user launches from."""
+    folder = source.parent if source is not None else Path.cwd()
+    path: tuple[str, ...] = ()
+    if cwd is None and data.get("cwd") is not None:
+        path = ("cwd",)
+        cwd = Path(_text(data, "cwd", reader)).expanduser()
+        if not cwd.is_absolute():
+            cwd = folder / cwd
+    where = (cwd if cwd is not None else folder).absolute()
+    if not where.is_dir():
+        raise reader.error(path, f"folder {where} not found (where trials would run)")
+    return where
+
+
+def _program(data: dict[str, Any], reader: _Reader) -> str | None:
+    if data.get("program") is None:
+        return None
+    return _text(data, "program", reader)
+
+
+def _text(data: dict[str, Any], key: str, reader: _Reader) -> str:
     value = data[key]
-    if not isinstance(value, str) or not value:
-        raise where.error((key,), f"{key} must be text, got {value!r}")
+    if not isinstance(value, str) or not value.strip():
+        raise reader.error((key,), f"{key} must be text, got {value!r}")
     return value
 
 
-def _positive_int(data: dict[str, Any], key: str, where: _Where) -> int | None:
+def _optional_text(data: dict[str, Any], key: str, reader: _Reader) -> str | None:
+    return None if data.get(key) is None else _text(data, key, reader)
+
+
+def _whole(data: dict[str, Any], key: str, reader: _Reader) -> int | None:
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise where.error((key,), f"{key} must be a whole number of at least 1, got {value!r}")
+        raise reader.error((key,), f"{key} must be a whole number of at least 1, got {value!r}")
     return value
 
 
-def _positive_number(data: dict[str, Any], key: str, where: _Where) -> float | None:
+def _seconds(data: dict[str, Any], key: str, reader: _Reader) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise where.error((key,), f"{key} must be seconds > 0, got {value!r}")
+    if not _is_number(value) or value <= 0:
+        raise reader.error((key,), f"{key} must be seconds > 0, got {value!r}")
     return float(value)
+
+
+def _keep(data: dict[str, Any], reader: _Reader) -> list[str]:
+    keep = data.get("keep", [])
+    if isinstance(keep, str):
+        keep = [keep]
+    if not isinstance(keep, list) or not all(isinstance(k, str) and k.strip() for k in keep):
+        raise reader.error(("keep",), f"keep must be a list of metric names, got {keep!r}")
+    return [k.strip() for k in keep]
+
+
+def _gpus(data: dict[str, Any], reader: _Reader) -> str | None:
+    """As ``--gpus`` takes it (``0,1``, ``all``, ``none``); whether they exist is the launch's
+    to check, on the machine that runs the workers."""
+    gpus = data.get("gpus")
+    if gpus is None:
+        return None
+    if isinstance(gpus, list) and gpus and all(_is_int(g) and g >= 0 for g in gpus):
+        return ",".join(str(g) for g in gpus)
+    if _is_int(gpus) and gpus >= 0:
+        return str(gpus)
+    if isinstance(gpus, str) and _GPUS.match(gpus):
+        return gpus.strip()
+    raise reader.error(
+        ("gpus",), f"gpus must be GPU indexes (0,1 or a list), all or none, got {gpus!r}"
+    )
 
 
 # metrics -----------------------------------------------------------------------------------
 
 
-def _metrics(data: dict[str, Any], where: _Where) -> tuple[tuple[Metric, ...], float | None]:
-    found: list[tuple[Metric, tuple[Any, ...]]] = []
-    target = None
-    single = data.get("metric")
-    if single is not None:
-        if isinstance(single, str):
-            single = {"name": single}
-        if not isinstance(single, dict):
-            raise where.error(("metric",), "metric must be a mapping with name: and goal:")
-        found.append((_metric(single, ("metric",), where), ("metric",)))
-        if single.get("target") is not None:
-            target = single["target"]
-            if isinstance(target, bool) or not isinstance(target, (int, float)):
-                raise where.error(("metric", "target"), f"target must be a number: {target!r}")
+def _metrics(data: dict[str, Any], reader: _Reader) -> tuple[tuple[Metric, ...], float | None]:
+    """W&B's ``metric`` and tui-hpo's ``metrics`` (several objectives); ``metric`` beside
+    ``metrics`` must be one of them, with the same goal, so the two can't disagree."""
+    single, target = None, None
+    if data.get("metric") is not None:
+        item = data["metric"]
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            raise reader.error(("metric",), "metric must be a mapping with name: and goal:")
+        single = _metric(item, ("metric",), reader, single=True)
+        if item.get("target") is not None:
+            target = item["target"]
+            if not _is_number(target) or not math.isfinite(target):
+                raise reader.error(("metric", "target"), f"target must be a number: {target!r}")
             target = float(target)
+    listed: list[tuple[Metric, tuple[Any, ...]]] = []
     several = data.get("metrics")
     if several is not None:
         if not isinstance(several, list) or not several:
-            raise where.error(("metrics",), "metrics must be a list of {name:, goal:}")
+            raise reader.error(("metrics",), "metrics must be a list of {name:, goal:}")
         for i, item in enumerate(several):
             if isinstance(item, str):
                 item = {"name": item}
             if not isinstance(item, dict):
-                raise where.error(("metrics", i), "each metric is {name:, goal:}")
-            found.append((_metric(item, ("metrics", i), where), ("metrics", i)))
-    if not found:
-        raise where.error((), "no metric: say which printed metric to optimize (metric: name:)")
+                raise reader.error(("metrics", i), "each of metrics is {name:, goal:}")
+            listed.append((_metric(item, ("metrics", i), reader, single=False), ("metrics", i)))
+    if not listed:
+        if single is None:
+            raise reader.error(
+                (), "no metric: name what the program prints (metric: {name: val_loss})"
+            )
+        return (single,), target
     goals: dict[str, str] = {}
     out: list[Metric] = []
-    for metric, path in found:
-        if metric.name in goals:
-            if goals[metric.name] != metric.goal:
-                raise where.error(
-                    path,
-                    f"metric {metric.name!r} is named twice with different goals "
-                    f"({goals[metric.name]} and {metric.goal})",
-                )
-            continue
-        goals[metric.name] = metric.goal
-        out.append(metric)
+    for metric, path in listed:
+        if metric.name not in goals:
+            goals[metric.name] = metric.goal
+            out.append(metric)
+        elif goals[metric.name] != metric.goal:
+            raise reader.error(path, _twice(metric.name, goals[metric.name], metric.goal))
+    if single is not None:
+        if single.name not in goals:
+            raise reader.error(
+                ("metric",),
+                f"metric {single.name!r} is not among metrics ({', '.join(goals)}); "
+                "list every objective under metrics:",
+            )
+        if goals[single.name] != single.goal:
+            raise reader.error(("metric",), _twice(single.name, goals[single.name], single.goal))
     if target is not None and len(out) > 1:
-        raise where.error(("metric", "target"), "target needs a single metric")
+        raise reader.error(("metric", "target"), "target needs a single metric, not several")
     return tuple(out), target
 
 
-def _metric(item: dict[str, Any], path: tuple[Any, ...], where: _Where) -> Metric:
+def _twice(name: str, first: str, second: str) -> str:
+    return f"metric {name!r} is named twice with different goals ({first} and {second})"
+
+
+def _metric(
+    item: dict[str, Any], path: tuple[Any, ...], reader: _Reader, *, single: bool
+) -> Metric:
+    allowed = ("name", "goal", "target") if single else ("name", "goal")
+    for key in item:
+        if key in allowed:
+            continue
+        if key in ("impute", "impute_while_running"):
+            reader.warn(f"ignoring {key!r} (W&B's bayes search scores failed runs; Optuna's don't)")
+            continue
+        if key == "target":
+            raise reader.error((*path, key), "target goes under metric: (a single objective)")
+        raise reader.error((*path, key), f"unknown metric key {key!r}{_hint(key, allowed)}")
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise where.error(path, "a metric needs a name:")
-    goal = str(item.get("goal", "minimize")).lower()
-    goal = {"min": "minimize", "max": "maximize"}.get(goal, goal)
+        raise reader.error(path, "a metric needs a name: (what the program prints)")
+    goal = item.get("goal", "minimize")
+    goal = {"min": "minimize", "max": "maximize"}.get(goal, goal) if isinstance(goal, str) else goal
     if goal not in ("minimize", "maximize"):
-        raise where.error((*path, "goal"), f"goal must be minimize or maximize, got {goal!r}")
-    unknown = set(item) - {"name", "goal", "target"}
-    if unknown:
-        raise where.error((*path, sorted(unknown)[0]), f"unknown metric key {sorted(unknown)[0]!r}")
-    return Metric(name.strip(), goal)  # type: ignore[arg-type]
+        raise reader.error((*path, "goal"), f"goal must be minimize or maximize, got {goal!r}")
+    return Metric(name.strip(), goal)
 
 
 # parameters --------------------------------------------------------------------------------
 
 
-def _parameters(data: Any, where: _Where) -> dict[str, Param]:
+def _parameters(data: Any, reader: _Reader) -> dict[str, Param]:
     if data is None:
         return {}
-    if not isinstance(data, dict):
-        raise where.error(("parameters",), "parameters must be a mapping of name: {...}")
+    if not isinstance(data, dict) or not data:
+        raise reader.error(("parameters",), "parameters must be a non-empty mapping of name: {...}")
     out: dict[str, Param] = {}
-    _flatten(data, ("parameters",), "", out, where)
+    _flatten(data, ("parameters",), "", out, reader)
     return out
 
 
 def _flatten(
-    data: dict[str, Any], path: tuple[Any, ...], prefix: str, out: dict[str, Param], where: _Where
+    data: dict[Any, Any], path: tuple[Any, ...], prefix: str, out: dict[str, Param], reader: _Reader
 ) -> None:
+    """Nested ``parameters`` become dotted names (``optimizer.lr``), as W&B passes them."""
     for name, spec in data.items():
-        full = f"{prefix}{name}"
         sub = (*path, name)
+        if not isinstance(name, str) or not _PARAM_NAME.match(name):
+            raise reader.error(
+                sub, f"parameter name {name!r}: use letters, digits, _ . - (a letter or _ first)"
+            )
+        full = f"{prefix}{name}"
         if isinstance(spec, dict) and "parameters" in spec:
-            if not isinstance(spec["parameters"], dict):
-                raise where.error((*sub, "parameters"), "nested parameters must be a mapping")
-            _flatten(spec["parameters"], (*sub, "parameters"), f"{full}.", out, where)
+            extra = [k for k in spec if k != "parameters"]
+            if extra:
+                raise reader.error(
+                    (*sub, extra[0]),
+                    f"parameter {full!r} holds parameters:, so it takes no {extra[0]!r}",
+                )
+            nested = spec["parameters"]
+            if not isinstance(nested, dict) or not nested:
+                raise reader.error((*sub, "parameters"), "nested parameters must be a mapping")
+            _flatten(nested, (*sub, "parameters"), f"{full}.", out, reader)
             continue
         if not isinstance(spec, dict):
-            raise where.error(sub, f"parameter {full!r} must be a mapping (values:, min:, ...)")
-        out[full] = _param(full, spec, sub, where)
+            raise reader.error(
+                sub, f"parameter {full!r} must be a mapping (values:, min:/max:, ...), not {spec!r}"
+            )
+        if full in out:
+            raise reader.error(sub, f"parameter {full!r} is given twice (once nested)")
+        out[full] = _param(full, spec, sub, reader)
 
 
-def _param(name: str, spec: dict[str, Any], path: tuple[Any, ...], where: _Where) -> Param:
-    from optuna.distributions import CategoricalDistribution
+_Fail = Callable[[str, str], UserError]
 
-    known = {"distribution", "value", "values", "probabilities", "min", "max", "mu", "sigma", "q"}
+
+def _param(name: str, spec: dict[Any, Any], path: tuple[Any, ...], reader: _Reader) -> Param:
+    def fail(key: str, message: str) -> UserError:
+        return reader.error((*path, key) if key in spec else path, f"parameter {name!r}: {message}")
+
     for key in spec:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise where.error((*path, key), f"unknown key {key!r} in parameter {name!r}{hint}")
+        if key not in _ALL_PARAM_KEYS:
+            raise fail(key, f"unknown key {key!r}{_hint(key, sorted(_ALL_PARAM_KEYS))}")
     kind = spec.get("distribution")
     if kind is None:
         kind = _default_distribution(spec)
         if kind is None:
-            raise where.error(
-                path, f"parameter {name!r} needs value:, values:, min:/max: or mu:/sigma:"
-            )
-    if kind not in DISTRIBUTIONS:
-        close = difflib.get_close_matches(str(kind), DISTRIBUTIONS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise where.error(
-            (*path, "distribution"), f"unknown distribution {kind!r} for {name!r}{hint}"
-        )
-    line = where.lines.get(path)
-
-    def fail(key: str, message: str) -> UserError:
-        return where.error((*path, key) if key in spec else path, f"parameter {name!r}: {message}")
+            raise fail("", "needs value:, values:, min: and max:, or mu: and sigma:")
+    elif not isinstance(kind, str) or _ALIASES.get(kind, kind) not in PARAM_KEYS:
+        raise fail("distribution", f"unknown distribution {kind!r}{_hint(kind, DISTRIBUTIONS)}")
+    kind = _ALIASES.get(kind, kind)
+    allowed = PARAM_KEYS[kind] | {"distribution"}
+    for key in spec:
+        if key in allowed:
+            continue
+        if key == "values":
+            raise fail("values", f"values: can't go with distribution {kind} ({_draws(kind)})")
+        takes = ", ".join(sorted(PARAM_KEYS[kind]))
+        raise fail(key, f"{key}: doesn't apply to distribution {kind} (it takes {takes})")
+    line = reader.line(path)
+    from optuna.distributions import CategoricalDistribution
 
     if kind == "constant":
         if "value" not in spec:
             raise fail("distribution", "constant needs value:")
         return Param(name, CategoricalDistribution([_choice(spec["value"], fail)]), line=line)
     if kind == "categorical":
-        values = spec.get("values")
-        if not isinstance(values, list) or not values:
-            raise fail("values", "categorical needs a non-empty values: list")
-        choices = [_choice(v, fail) for v in values]
-        if len(set(map(repr, choices))) != len(choices):
-            raise fail("values", "values repeat")
+        choices = _choices(spec.get("values"), fail)
         probabilities = spec.get("probabilities")
-        prior = None
-        if probabilities is not None:
-            prior = _weighted(choices, probabilities, fail)
-        return Param(name, CategoricalDistribution(choices), prior=prior, line=line)
-    if "values" in spec:
-        raise fail("values", f"values: can't go with distribution {kind} (it draws from bounds)")
-    return _numeric(name, kind, spec, fail, line)
+        prior = None if probabilities is None else _weighted(choices, probabilities, fail)
+        return Param(name, CategoricalDistribution(choices), prior, line)
+    try:
+        return _numeric(name, kind, spec, fail, line)
+    except ValueError as exc:  # Optuna's own check of bounds this module let through
+        raise fail("distribution", one_line(exc)) from None
 
 
-def _default_distribution(spec: dict[str, Any]) -> str | None:
+def _default_distribution(spec: dict[Any, Any]) -> str | None:
     """W&B's choice when a parameter names no distribution."""
     if "values" in spec:
         return "categorical"
     if "value" in spec:
         return "constant"
     if "min" in spec and "max" in spec:
-        ints = all(
-            isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("min", "max")
-        )
-        return "int_uniform" if ints else "uniform"
+        return "int_uniform" if _is_int(spec["min"]) and _is_int(spec["max"]) else "uniform"
     if "mu" in spec or "sigma" in spec:
         return "normal"
     return None
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _draws(kind: str) -> str:
+    if kind == "constant":
+        return "it takes value:"
+    if kind in _NORMALS:
+        return "it draws from mu and sigma"
+    if kind in _BETAS:
+        return "it draws from a and b"
+    return "it draws between min and max"
 
 
-def _choice(value: Any, fail: Callable[[str, str], UserError]) -> Any:
+def _choice(value: Any, fail: _Fail) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise fail("values", f"values must be numbers, text, true/false or null, got {value!r}")
 
 
-def _weighted(
-    choices: list[Any], probabilities: Any, fail: Callable[[str, str], UserError]
-) -> Callable[[Any], Any]:
-    if not isinstance(probabilities, list) or len(probabilities) != len(choices):
-        raise fail("probabilities", "probabilities needs one number per value")
-    if not all(
-        isinstance(p, (int, float)) and not isinstance(p, bool) and p >= 0 for p in probabilities
-    ):
-        raise fail("probabilities", "probabilities must be numbers >= 0")
-    if abs(sum(probabilities) - 1.0) > 1e-6:
-        raise fail("probabilities", f"probabilities sum to {sum(probabilities):g}, not 1")
-    weights = [float(p) for p in probabilities]
+def _choices(values: Any, fail: _Fail) -> list[Any]:
+    if not isinstance(values, list) or not values:
+        raise fail("values", "values: must be a non-empty list")
+    choices = [_choice(v, fail) for v in values]
+    seen: dict[Any, Any] = {}
+    for value in choices:
+        if value in seen:
+            # Optuna finds a choice by ==, so 1, 1.0 and true would all store the first.
+            same = "" if repr(seen[value]) == repr(value) else f" ({seen[value]!r} and {value!r})"
+            raise fail("values", f"values repeat {value!r}{same}: Optuna can't tell them apart")
+        seen[value] = value
+    return choices
 
-    def draw(rng: Any) -> Any:
+
+def _weighted(choices: list[Any], probabilities: Any, fail: _Fail) -> Callable[[Any], Any]:
+    if not isinstance(probabilities, list) or len(probabilities) != len(choices):
+        raise fail("probabilities", f"probabilities needs one number per value ({len(choices)})")
+    if not all(_is_number(p) and p >= 0 for p in probabilities):
+        raise fail("probabilities", "probabilities must be numbers >= 0")
+    total = float(sum(probabilities))
+    if abs(total - 1.0) > 1e-6:
+        raise fail("probabilities", f"probabilities sum to {total:g}, not 1")
+    weights = [float(p) / total for p in probabilities]  # numpy wants 1 within 1e-8
+
+    def draw(rng: np.random.RandomState) -> Any:
         return choices[int(rng.choice(len(choices), p=weights))]
 
     return draw
 
 
-def _number(spec: dict[str, Any], key: str, fail: Callable[[str, str], UserError]) -> float:
+def _number(spec: dict[Any, Any], key: str, fail: _Fail, default: float | None = None) -> float:
     if key not in spec:
+        if default is not None:
+            return default
         raise fail("distribution", f"{spec.get('distribution', 'it')} needs {key}:")
     value = spec[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if not _is_number(value) or not math.isfinite(value):
         raise fail(key, f"{key} must be a number, got {value!r}")
-    return float(value)
+    return value
 
 
-def _numeric(
-    name: str, kind: str, spec: dict[str, Any], fail: Callable[[str, str], UserError], line: Any
-) -> Param:
+def _exp(value: float, key: str, fail: _Fail) -> float:
+    try:
+        return math.exp(value)
+    except OverflowError:
+        raise fail(key, f"e^{value:g} is too large for a float") from None
+
+
+def _numeric(name: str, kind: str, spec: dict[Any, Any], fail: _Fail, line: int | None) -> Param:
+    """A W&B distribution as Optuna bounds, plus W&B's own draw where Optuna's would differ."""
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    q = _number(spec, "q", fail) if "q" in spec or kind.startswith("q_") else None
-    if kind.startswith("q_") and "q" not in spec:
-        q = 1.0  # W&B's default quantum
-    if q is not None and q <= 0:
-        raise fail("q", f"q must be more than 0, got {q:g}")
-    if kind in ("normal", "q_normal", "log_normal", "q_log_normal"):
-        mu = float(spec.get("mu", 0.0))
-        sigma = float(spec.get("sigma", 1.0))
+    q: float | None = None
+    if kind.startswith("q_"):
+        q = spec.get("q", 1.0)  # W&B's default is the float 1.0: its values stay floats
+        if not _is_number(q) or not math.isfinite(q) or q <= 0:
+            raise fail("q", f"q must be a number above 0, got {q!r}")
+    base: Callable[[Any], float]
+    if kind in _NORMALS:
+        mu, sigma = _number(spec, "mu", fail, 0.0), _number(spec, "sigma", fail, 1.0)
         if sigma <= 0:
             raise fail("sigma", f"sigma must be more than 0, got {sigma:g}")
         low, high = mu - SIGMAS * sigma, mu + SIGMAS * sigma
-        logged = kind.endswith("log_normal")
+        logged = "log" in kind
         if logged:
-            low, high = math.exp(low), math.exp(high)
+            low, high = _exp(low, "mu", fail), _exp(high, "mu", fail)
+            if low <= 0:
+                raise fail("mu", f"e^(mu - {SIGMAS:g} sigma) is 0 as a float; raise mu")
 
-        def draw_normal(rng: Any) -> float:
+        def base(rng: Any) -> float:
             x = float(rng.normal(mu, sigma))
-            x = math.exp(x) if logged else x
-            if q is not None:
-                x = round(x / q) * q
-            return min(max(x, low), high)
+            return math.exp(min(x, 700.0)) if logged else x
 
-        return Param(name, FloatDistribution(low, high, log=logged), draw_normal, line)
-    low, high = _number(spec, "min", fail), _number(spec, "max", fail)
-    if low > high or (low == high and kind != "int_uniform"):
-        raise fail("min", f"min ({low:g}) must be below max ({high:g})")
-    if kind == "int_uniform":
-        if low != int(low) or high != int(high):
-            raise fail("min", "int_uniform needs whole-number min and max")
-        return Param(name, IntDistribution(int(low), int(high)), line=line)
-    if kind in ("log_uniform", "q_log_uniform", "inv_log_uniform"):
-        low, high = math.exp(low), math.exp(high)  # W&B: min and max are exponents here
-        kind = kind + "_values"
-    if (
-        kind in ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values")
-        and low <= 0
-    ):
-        raise fail("min", f"{kind} needs min > 0, got {low:g}")
-    if kind == "uniform":
-        return Param(name, FloatDistribution(low, high), line=line)
-    if kind == "log_uniform_values":
-        return Param(name, FloatDistribution(low, high, log=True), line=line)
-    if kind == "q_uniform":
-        assert q is not None
-        steps = (high - low) / q
-        if abs(steps - round(steps)) < 1e-9:
-            return Param(name, FloatDistribution(low, high, step=q), line=line)
+    elif kind in _BETAS:
+        a, b = _number(spec, "a", fail, 1.0), _number(spec, "b", fail, 1.0)
+        for key, value in (("a", a), ("b", b)):
+            if value <= 0:
+                raise fail(key, f"{key} must be more than 0, got {value:g}")
+        low, high = 0.0, 1.0
 
-        def draw_q(rng: Any) -> float:
-            return min(max(round(float(rng.uniform(low, high)) / q) * q, low), high)
+        def base(rng: Any) -> float:
+            return float(rng.beta(a, b))
 
-        return Param(name, FloatDistribution(low, high), draw_q, line)
-    if kind == "q_log_uniform_values":
-        assert q is not None
+    else:
+        low, high = _number(spec, "min", fail), _number(spec, "max", fail)
+        if kind == "int_uniform":
+            if low != int(low) or high != int(high):
+                raise fail("min", f"int_uniform needs whole numbers, got {low!r} and {high!r}")
+            if low > high:
+                raise fail("min", f"min ({low:g}) must not be above max ({high:g})")
+            return Param(name, IntDistribution(int(low), int(high)), line=line)
+        if low >= high:
+            raise fail("min", f"min ({low:g}) must be below max ({high:g})")
+        if kind == "inv_log_uniform":  # log(1/X) uniform in [min, max]
+            low, high = _exp(-high, "max", fail), _exp(-low, "min", fail)
+        elif kind in _EXPONENTS:
+            low, high = _exp(low, "min", fail), _exp(high, "max", fail)
+        elif kind.endswith("_values") and low <= 0:
+            raise fail("min", f"{kind} needs min > 0, got {low:g}")
+        if low <= 0 and kind in _EXPONENTS:
+            raise fail("min", f"{kind}: the lower bound is 0 as a float; narrow min and max")
+        base = _bounded_base(kind, low, high)
+    if q is not None:
+        return _quantized(name, kind, low, high, q, base, fail, line)
+    if kind in ("uniform", "log_uniform", "log_uniform_values"):
+        return Param(name, FloatDistribution(low, high, log=kind in _LOG_SCALE), line=line)
+    # normal, log_normal, beta, inv_log_uniform*: W&B's draw, kept inside Optuna's bounds.
+    lo, hi = low, high
 
-        def draw_q_log(rng: Any) -> float:
-            x = math.exp(float(rng.uniform(math.log(low), math.log(high))))
-            return min(max(round(x / q) * q, low), high)
+    def clipped(rng: Any) -> float:
+        return min(max(base(rng), lo), hi)
 
-        return Param(name, FloatDistribution(low, high, log=True), draw_q_log, line)
-    # inv_log_uniform_values: 1/X is log-uniform over [1/max, 1/min]
+    return Param(name, FloatDistribution(low, high, log=kind in _LOG_SCALE), clipped, line)
 
-    def draw_inv(rng: Any) -> float:
-        x = 1.0 / math.exp(float(rng.uniform(math.log(1.0 / high), math.log(1.0 / low))))
-        return min(max(x, low), high)
 
-    return Param(name, FloatDistribution(low, high), draw_inv, line)
+def _bounded_base(kind: str, low: float, high: float) -> Callable[[Any], float]:
+    if kind.startswith("inv_"):
+        inv_low, inv_high = math.log(1.0 / high), math.log(1.0 / low)
+        return lambda rng: 1.0 / math.exp(float(rng.uniform(inv_low, inv_high)))
+    if "log" in kind:
+        log_low, log_high = math.log(low), math.log(high)
+        return lambda rng: math.exp(float(rng.uniform(log_low, log_high)))
+    return lambda rng: float(rng.uniform(low, high))
+
+
+def _quantized(
+    name: str,
+    kind: str,
+    low: float,
+    high: float,
+    q: float,
+    base: Callable[[Any], float],
+    fail: _Fail,
+    line: int | None,
+) -> Param:
+    """W&B's ``round(X / q) * q``: the bounds become the multiples of q inside [low, high], so
+    every sampler (not only random search) gives the program a multiple of q. An integer ``q``
+    gives integers, as in W&B (``q: 1`` -> ``--batch_size=32``, not ``32.0``)."""
+    from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+
+    k_low, k_high = math.ceil(low / q - 1e-9), math.floor(high / q + 1e-9)
+    if k_low > k_high:
+        raise fail("q", f"no multiple of q={q:g} lies between {low:g} and {high:g}")
+    logged = kind in _LOG_SCALE
+    distribution: BaseDistribution
+    if _is_int(q):
+        lo, hi = k_low * int(q), k_high * int(q)
+        if logged and q == 1:
+            distribution = IntDistribution(lo, hi, log=True)
+        else:
+            distribution = IntDistribution(lo, hi, step=int(q))
+
+        def value(k: int) -> Any:
+            return k * int(q)
+
+    else:
+        lo, hi = _times(k_low, q), _times(k_high, q)
+        if logged:  # Optuna has no stepped log floats: the draw rounds
+            distribution = FloatDistribution(lo, hi, log=True)
+        else:
+            distribution = FloatDistribution(lo, hi, step=q)
+
+        def value(k: int) -> Any:
+            return _times(k, q)
+
+    def draw(rng: Any) -> Any:
+        return value(min(max(round(base(rng) / q), k_low), k_high))
+
+    # An even q_uniform is what Optuna draws already (W&B's ends only weigh half as much).
+    even = kind == "q_uniform" and math.isclose(lo, low) and math.isclose(hi, high)
+    return Param(name, distribution, None if even else draw, line)
+
+
+def _times(k: int, q: float) -> float:
+    """k * q without binary drift (3 * 0.1 is 0.3), so values sit on Optuna's step grid."""
+    return float(Decimal(k) * Decimal(repr(q)))
 
 
 # the command -------------------------------------------------------------------------------
 
 
-def _command(value: Any, where: _Where) -> tuple[str, ...]:
+def _command(value: Any, reader: _Reader) -> tuple[str, ...]:
     if value is None:
         return DEFAULT_COMMAND
-    if isinstance(value, str):
-        value = shlex.split(value)
-    if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
-        raise where.error(("command",), "command must be a list of words")
-    return tuple(value)
+    if isinstance(value, str):  # tui-hpo also takes one line, split as a shell would
+        try:
+            value = shlex.split(value)
+        except ValueError as exc:
+            raise reader.error(("command",), f"command: {exc}") from None
+    if not isinstance(value, list) or not value:
+        raise reader.error(("command",), "command must be a list of words (program, flags, ...)")
+    words = []
+    for i, token in enumerate(value):
+        if not isinstance(token, str) and not _is_number(token):
+            raise reader.error(("command", i), f"command words are text, got {token!r}")
+        words.append(token if isinstance(token, str) else str(token))
+    return tuple(words)
 
 
 def _check_command(
     command: tuple[str, ...],
     program: str | None,
     params: dict[str, Param],
-    where: _Where,
     cwd: Path,
+    reader: _Reader,
 ) -> None:
-    uses_program = False
+    """Everything the command names must exist now: a typo would otherwise fail every trial."""
+    uses_program, uses_args, named = False, False, set()
     for i, token in enumerate(command):
         for macro in _MACRO.findall(token):
             if macro not in MACROS:
-                raise where.error(("command", i), f"unknown macro ${{{macro}}}")
+                hint = "; use ${args_json}" if macro == "args_json_file" else ""
+                raise reader.error(
+                    ("command", i),
+                    f"unknown macro ${{{macro}}} (the command runs without a shell; macros: "
+                    f"{', '.join('${' + m + '}' for m in MACROS)}){hint}",
+                )
             if macro == "program":
                 uses_program = True
                 if program is None:
-                    raise where.error(("command", i), "command uses ${program} but no program:")
-            if macro.startswith("args") and macro != "args_json" and token != f"${{{macro}}}":
-                raise where.error(("command", i), f"${{{macro}}} must be a word of its own")
+                    raise reader.error(("command", i), "command uses ${program} but no program:")
+            if macro in _LIST_MACROS and token != f"${{{macro}}}":
+                raise reader.error(("command", i), f"${{{macro}}} must be a word of its own")
+            uses_args = uses_args or macro.startswith("args")
         for name in _PLACEHOLDER.findall(token):
             if name not in params:
                 known = ", ".join(params) or "none"
-                raise where.error(
-                    ("command", i), f"{{{name}}} is not a parameter (parameters: {known})"
+                raise reader.error(
+                    ("command", i),
+                    f"{{{name}}} is not a parameter{_hint(name, list(params))} "
+                    f"(parameters: {known})",
                 )
+            named.add(name)
     if uses_program and program is not None:
         path = Path(program).expanduser()
         if not (path if path.is_absolute() else cwd / path).is_file():
-            raise where.error(("program",), f"program {program!r} not found in {cwd}")
+            raise reader.error(("program",), f"program {program!r} not found in {cwd}")
+    if not uses_args:
+        for name in params:
+            if name not in named:
+                reader.warn(
+                    f"parameter {name!r} is not in the command (no ${{args}}, no {{{name}}}): "
+                    "the program won't get it"
+                )
 
 
 def _format(value: Any) -> str:
+    """floats by repr (``1e-05``, ``0.1``): what the program parses is exactly what's stored."""
     if isinstance(value, float):
         return repr(value)
     return str(value)
 
 
-_FILL = re.compile(r"\$\{([^}]*)\}|(?<!\$)\{([^{}]*)\}")
-
-
-def _fill(match: re.Match[str], words: dict[str, str], values: dict[str, Any]) -> str:
-    """One pass over a word: what a macro expands to is never read as a placeholder."""
-    macro, name = match.group(1), match.group(2)
-    return words[macro] if macro is not None else _format(values[name])
-
-
 def build_argv(
     sweep: Sweep, values: dict[str, Any], *, interpreter: str = sys.executable
 ) -> tuple[list[str], dict[str, str]]:
-    """The program's argv, W&B's macros and tui-hpo's ``{param}`` placeholders filled in."""
-    args = [f"--{k}={_format(v)}" for k, v in values.items()]
+    """The program's argv, W&B's macros and tui-hpo's ``{param}`` placeholders filled in, and
+    environment variables to add (none so far: the second item is there for macros to come).
+
+    ``${args}`` and its kin list the parameters in the file's order, each a word of its own;
+    ``${env}`` is ``/usr/bin/env`` as in W&B (left out where it doesn't exist).
+    """
+    order = [n for n in sweep.params if n in values] + [n for n in values if n not in sweep.params]
+    ordered = {name: values[name] for name in order}
     lists = {
-        "args": args,
-        "args_no_hyphens": [f"{k}={_format(v)}" for k, v in values.items()],
+        "args": [f"--{k}={_format(v)}" for k, v in ordered.items()],
+        "args_no_hyphens": [f"{k}={_format(v)}" for k, v in ordered.items()],
         "args_no_boolean_flags": [
             f"--{k}" if v is True else f"--{k}={_format(v)}"
-            for k, v in values.items()
+            for k, v in ordered.items()
             if v is not False
         ],
     }
@@ -622,19 +884,23 @@ def build_argv(
         "env": "/usr/bin/env" if os.path.exists("/usr/bin/env") else "",
         "interpreter": interpreter,
         "program": sweep.program or "",
-        "args_json": json.dumps(values),
+        "args_json": json.dumps(ordered),
     }
+
+    def fill(match: re.Match[str]) -> str:
+        # One pass over the word: what a macro expands to is never read as a placeholder.
+        macro, name = match.group(1), match.group(2)
+        return words[macro] if macro is not None else _format(ordered[name])
+
     argv: list[str] = []
     for token in sweep.command:
         whole = _MACRO.fullmatch(token)
         if whole and whole.group(1) in lists:
             argv.extend(lists[whole.group(1)])
-            continue
-        if whole and whole.group(1) == "env":
-            if words["env"]:
-                argv.append(words["env"])
-            continue
-        argv.append(_FILL.sub(lambda m: _fill(m, words, values), token))
+        elif whole and whole.group(1) == "env":
+            argv.extend([words["env"]] if words["env"] else [])
+        else:
+            argv.append(_FILL.sub(fill, token))
     return argv, {}
 
 
@@ -642,104 +908,175 @@ def build_argv(
 
 
 def _sampler(
-    data: dict[str, Any], method: Any, params: dict[str, Param], where: _Where
+    data: dict[str, Any], params: dict[str, Param], reader: _Reader
 ) -> tuple[Any, int | None]:
+    """``method`` as an Optuna sampler spec (and a grid's size), unless ``sampler`` names one."""
     from tui_hpo.control.specs import sampler_spec
 
-    grid_size = None
-    spec = None
-    if method is not None:
-        if method not in METHODS:
-            raise where.error(("method",), f"method must be grid, random or bayes, got {method!r}")
-        if method == "grid":
-            space: dict[str, list[Any]] = {}
-            for name, param in params.items():
-                space[name] = _grid_values(param, where)
-            grid_size = math.prod(len(v) for v in space.values()) if space else None
-            spec = _checked(
-                lambda: sampler_spec("grid", {"search_space": space}), ("method",), where
-            )
-        else:
-            spec = _checked(lambda: sampler_spec(METHODS[method]), ("method",), where)
+    method = data.get("method")
+    choices = (*METHODS, "custom")
+    if method is not None and (not isinstance(method, str) or method not in choices):
+        raise reader.error(
+            ("method",),
+            f"method must be grid, random or bayes, got {method!r}{_hint(method, METHODS)}",
+        )
     if data.get("sampler") is not None:
-        spec = _spec_from(data["sampler"], "sampler", where)
-    if spec is None:
-        raise where.error((), "no method: say grid, random or bayes (or sampler:)")
-    return spec, grid_size
+        return _spec_from(data["sampler"], "sampler", reader), None
+    if method is None:
+        raise reader.error((), "no method: say method: bayes, random or grid (or sampler:)")
+    if method == "custom":
+        raise reader.error(
+            ("method",), "method custom is W&B's scheduler: name tui-hpo's sampler: instead"
+        )
+    if method != "grid":
+        return _checked(lambda: sampler_spec(METHODS[method]), ("method",), reader), None
+    if not params:
+        raise reader.error(("method",), "method grid needs parameters with values:")
+    space = {name: _grid_values(param, reader) for name, param in params.items()}
+    size = math.prod(len(values) for values in space.values())
+    spec = _checked(lambda: sampler_spec("grid", {"search_space": space}), ("method",), reader)
+    return spec, size
 
 
-def _grid_values(param: Param, where: _Where) -> list[Any]:
-    from optuna.distributions import CategoricalDistribution, IntDistribution
+def _grid_values(param: Param, reader: _Reader) -> list[Any]:
+    """Every value of a parameter: its values, or each point of an int_uniform (or of an even
+    q_uniform) of at most MAX_GRID_POINTS; a continuous range has no grid."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     dist = param.distribution
     if isinstance(dist, CategoricalDistribution):
         return list(dist.choices)
-    if isinstance(dist, IntDistribution) and dist.high - dist.low < MAX_GRID_INTS:
-        return list(range(dist.low, dist.high + 1))
-    raise where.error(
-        ("parameters", *param.name.split(".")),
-        f"method grid needs values: for {param.name!r} (or an int_uniform of at most "
-        f"{MAX_GRID_INTS} values)",
+    if param.prior is None and isinstance(dist, IntDistribution) and not dist.log:
+        if (dist.high - dist.low) // dist.step < MAX_GRID_POINTS:
+            return list(range(dist.low, dist.high + 1, dist.step))
+    if param.prior is None and isinstance(dist, FloatDistribution) and dist.step is not None:
+        count = round((dist.high - dist.low) / dist.step)
+        if count < MAX_GRID_POINTS:
+            low, step = Decimal(repr(dist.low)), Decimal(repr(dist.step))
+            return [float(low + k * step) for k in range(count + 1)]
+    raise reader.at(
+        param.line,
+        f"method grid needs values: for {param.name!r} (or an int_uniform or even q_uniform "
+        f"of at most {MAX_GRID_POINTS} points)",
     )
 
 
-def _pruner(data: dict[str, Any], where: _Where) -> Any:
+def _pruner(data: dict[str, Any], reader: _Reader) -> Any:
     from tui_hpo.control.specs import pruner_spec
 
     if data.get("pruner") is not None:
-        return _spec_from(data["pruner"], "pruner", where)
+        return _spec_from(data["pruner"], "pruner", reader)
     early = data.get("early_terminate")
     if early is None:
         return None
-    if not isinstance(early, dict) or early.get("type") != "hyperband":
-        raise where.error(
-            ("early_terminate",), "early_terminate: only type: hyperband is supported"
+    kwargs = _hyperband(early, reader)
+    return _checked(lambda: pruner_spec("hyperband", kwargs), ("early_terminate",), reader)
+
+
+def _hyperband(early: Any, reader: _Reader) -> dict[str, Any]:
+    """W&B's hyperband as Optuna's ``HyperbandPruner`` kwargs.
+
+    W&B stops runs at bands: ``min_iter * eta**k``, or, given ``max_iter`` and ``s``,
+    ``max_iter / eta**k`` for k = 1..s (those two win, as in W&B). Optuna's pruner takes the
+    smallest band and the largest resource and makes its brackets from them.
+    """
+    here = ("early_terminate",)
+    if not isinstance(early, dict):
+        raise reader.error(here, "early_terminate must be a mapping (type: hyperband, ...)")
+    if early.get("type") != "hyperband":
+        raise reader.error(
+            (*here, "type"),
+            f"early_terminate: only type: hyperband is supported, got {early.get('type')!r}",
         )
-    eta = early.get("eta", 3)
-    min_iter, max_iter, s = early.get("min_iter"), early.get("max_iter"), early.get("s")
-    for key, value in (("eta", eta), ("min_iter", min_iter), ("max_iter", max_iter), ("s", s)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise where.error(("early_terminate", key), f"{key} must be a whole number >= 1")
-    if eta < 2:
-        raise where.error(("early_terminate", "eta"), "eta must be at least 2")
-    if min_iter is None and max_iter is not None and s is not None:
-        min_iter = max(1, round(max_iter / eta**s))
-    kwargs: dict[str, Any] = {
-        "min_resource": min_iter or 1,
+    for key in early:
+        if key not in _HYPERBAND_KEYS:
+            raise reader.error(
+                (*here, key), f"unknown hyperband key {key!r}{_hint(key, _HYPERBAND_KEYS)}"
+            )
+    if "strict" in early:
+        reader.warn("ignoring 'strict' (Optuna's hyperband has one stopping rule)")
+    numbers: dict[str, int | None] = {}
+    for key, least in (("eta", 2), ("min_iter", 1), ("max_iter", 1), ("s", 0)):
+        value = early.get(key)
+        if value is None and key == "eta":
+            value = 3
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if value is not None and (not _is_int(value) or value < least):
+            extra = " (Optuna's reduction_factor)" if key == "eta" else ""
+            raise reader.error(
+                (*here, key),
+                f"{key} must be a whole number of at least {least}{extra}, got {value!r}",
+            )
+        numbers[key] = value
+    eta, min_iter, max_iter, s = (numbers[k] for k in ("eta", "min_iter", "max_iter", "s"))
+    assert eta is not None
+    if max_iter is not None and s is not None:
+        bands = [int(max_iter / eta**k) for k in range(1, s + 1) if max_iter / eta**k >= 1]
+        if not bands:
+            raise reader.error(
+                (*here, "s"), "hyperband has no band: max_iter / eta is below 1 (raise max_iter)"
+            )
+        return {"min_resource": min(bands), "max_resource": max_iter, "reduction_factor": eta}
+    if min_iter is None:
+        raise reader.error(here, "hyperband needs min_iter, or max_iter and s")
+    if max_iter is not None and min_iter > max_iter:
+        raise reader.error(
+            (*here, "min_iter"), f"min_iter ({min_iter}) must not be above max_iter ({max_iter})"
+        )
+    return {
+        "min_resource": min_iter,
         "max_resource": max_iter if max_iter is not None else "auto",
         "reduction_factor": eta,
     }
-    return _checked(lambda: pruner_spec("hyperband", kwargs), ("early_terminate",), where)
 
 
-def _spec_from(value: Any, kind: str, where: _Where) -> Any:
-    """``sampler:``/``pruner:`` in tui-hpo's form: a name, or {name:, kwargs:}."""
-    from tui_hpo.control.specs import pruner_spec, sampler_spec
+_SPEC_TEXT = re.compile(r"\s*([A-Za-z][\w-]*)\s*(?::\s*(.*?))?\s*\Z", re.DOTALL)
+
+
+def _spec_from(value: Any, kind: str, reader: _Reader) -> Any:
+    """``sampler:``/``pruner:`` in tui-hpo's spec form: ``tpe``, ``tpe:{"seed": 1}`` (the name,
+    then the kwargs' JSON as ``--sampler-kwargs`` takes it), or ``{name: tpe, kwargs: {...}}``."""
+    from tui_hpo.control.specs import parse_kwargs, pruner_spec, sampler_spec
 
     make = sampler_spec if kind == "sampler" else pruner_spec
+    usage = f"{kind} must be a name, NAME:{{JSON kwargs}} or {{name:, kwargs:}}, got {value!r}"
     if isinstance(value, str):
-        return _checked(lambda: make(value), (kind,), where)
-    if isinstance(value, dict) and isinstance(value.get("name"), str):
-        kwargs = value.get("kwargs") or {}
-        if not isinstance(kwargs, dict):
-            raise where.error((kind, "kwargs"), f"{kind} kwargs must be a mapping")
-        return _checked(lambda: make(value["name"], kwargs), (kind,), where)
-    raise where.error((kind,), f"{kind} must be a name or {{name:, kwargs:}}")
+        match = _SPEC_TEXT.match(value)
+        if not match:
+            raise reader.error((kind,), usage)
+        name, text = match.group(1), match.group(2)
+        return _checked(
+            lambda: make(name, parse_kwargs(text, f"{kind} {name} kwargs")), (kind,), reader
+        )
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise reader.error((kind,), usage)
+    for key in value:
+        if key not in ("name", "kwargs"):
+            raise reader.error((kind, key), f"unknown {kind} key {key!r}: it takes name, kwargs")
+    kwargs = value.get("kwargs") or {}
+    if isinstance(kwargs, str):
+        kwargs = _checked(lambda: parse_kwargs(kwargs, f"{kind} kwargs"), (kind, "kwargs"), reader)
+    if not isinstance(kwargs, dict):
+        raise reader.error((kind, "kwargs"), f"{kind} kwargs must be a mapping, got {kwargs!r}")
+    return _checked(lambda: make(value["name"], kwargs), (kind,), reader)
 
 
-def _checked(make: Callable[[], Any], path: tuple[Any, ...], where: _Where) -> Any:
+def _checked(make: Callable[[], Any], path: tuple[Any, ...], reader: _Reader) -> Any:
     try:
         return make()
     except UserError as exc:
-        raise where.error(path, exc.message) from None
+        raise reader.error(path, exc.message) from None
 
 
 # the short form --------------------------------------------------------------------------
 
 
-_FLAG_PARAM = re.compile(r"^([A-Za-z_][\w.\-]*)=([a-z_]+)(?::(.*))?$")
+_FLAG_PARAM = re.compile(r"(" + _NAME + r")=([a-z_]+)(?::(.*))?\Z", re.DOTALL)
+_FLAG_USAGE = (
+    "expected NAME=DISTRIBUTION:ARG:ARG ... (lr=log_uniform_values:1e-5:1e-1, "
+    "layers=int_uniform:1:8, act=values:relu,tanh, seed=value:3)"
+)
 
 
 def sweep_from_flags(
@@ -750,8 +1087,10 @@ def sweep_from_flags(
     cwd: Path,
     summary: str | None = None,
 ) -> dict[str, Any]:
-    """``--command``, ``--param`` and ``--metric`` as a sweep file's mapping (W&B's format),
-    so that flags and files go through the same checks and workers read the same thing."""
+    """``--command``, ``--param`` and ``--metric`` as a sweep file's mapping (W&B's format), so
+    that flags and files go through the same checks (:func:`sweep_from_mapping`) and workers
+    on other machines can read the same thing (:func:`dump_sweep`). Each flag is checked here
+    too, so that a mistake names the flag it is in."""
     try:
         words = shlex.split(command)
     except ValueError as exc:
@@ -760,53 +1099,73 @@ def sweep_from_flags(
         raise UserError("--command is empty")
     parameters: dict[str, Any] = {}
     for text in params:
-        parameters.update(_flag_param(text))
-    wanted: list[dict[str, str]] = []
+        name, spec = _flag_param(text)
+        if name in parameters:
+            raise UserError(f"--param {text!r}: {name!r} is given twice")
+        parameters[name] = spec
+    goals: dict[str, str] = {}
     for text in metrics:
         name, _, goal = text.partition(":")
-        if not name.strip():
-            raise UserError(f"--metric {text!r}: expected NAME[:minimize|maximize]")
-        wanted.append({"name": name.strip(), "goal": goal.strip() or "minimize"})
-    mapping: dict[str, Any] = {"command": words, "method": "bayes", "parameters": parameters}
+        name, goal = name.strip(), goal.strip().lower() or "minimize"
+        if not name or goal not in ("minimize", "maximize", "min", "max"):
+            raise UserError(f"--metric {text!r}: expected NAME or NAME:minimize|maximize")
+        goal = {"min": "minimize", "max": "maximize"}.get(goal, goal)
+        if goals.get(name, goal) != goal:
+            raise UserError(f"--metric {text!r}: {_twice(name, goals[name], goal)}")
+        goals[name] = goal
+    wanted = [{"name": name, "goal": goal} for name, goal in goals.items()]
+    mapping: dict[str, Any] = {"command": words, "method": "bayes"}
+    if parameters:
+        mapping["parameters"] = parameters
     if len(wanted) == 1:
         mapping["metric"] = wanted[0]
-    else:
+    elif wanted:
         mapping["metrics"] = wanted
     if summary:
         mapping["summary"] = summary
-    mapping["cwd"] = str(cwd)
+    mapping["cwd"] = str(Path(cwd).expanduser().absolute())
     return mapping
 
 
-def _flag_param(text: str) -> dict[str, Any]:
-    usage = (
-        f"--param {text!r}: expected NAME=DISTRIBUTION:ARG:... "
-        "(lr=log_uniform_values:1e-5:1e-1, layers=int_uniform:1:8, act=values:relu,tanh, "
-        "seed=value:3)"
-    )
+def _flag_param(text: str) -> tuple[str, dict[str, Any]]:
+    """``lr=log_uniform_values:1e-5:1e-1`` -> ("lr", {"distribution": ..., "min": ..., ...})."""
+    usage = f"--param {text!r}: {_FLAG_USAGE}"
     match = _FLAG_PARAM.match(text.strip())
     if not match:
         raise UserError(usage)
-    name, kind, rest = match.group(1), match.group(2), match.group(3) or ""
+    name, kind, rest = match.group(1), match.group(2), match.group(3)
+    spec: dict[str, Any]
     if kind in ("values", "categorical"):
-        return {name: {"values": [_scalar(v) for v in rest.split(",") if v != ""]}}
-    if kind in ("value", "constant"):
-        return {name: {"value": _scalar(rest)}}
-    parts = [p for p in rest.split(":") if p != ""]
-    if kind not in DISTRIBUTIONS:
-        close = difflib.get_close_matches(kind, DISTRIBUTIONS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if not rest:
+            raise UserError(usage)
+        spec = {"values": [_scalar(v.strip()) for v in rest.split(",")]}
+    elif kind in ("value", "constant"):
+        if rest is None:
+            raise UserError(usage)
+        spec = {"value": _scalar(rest)}
+    elif kind not in PARAM_KEYS:
+        hint = _hint(kind, (*DISTRIBUTIONS, "values", "value"))
         raise UserError(f"--param {text!r}: unknown distribution {kind!r}{hint}")
-    keys = ("mu", "sigma", "q") if kind.endswith("normal") else ("min", "max", "q")
-    if len(parts) < 2 or len(parts) > 3:
-        raise UserError(usage)
-    spec: dict[str, Any] = {"distribution": kind}
-    for key, part in zip(keys, parts, strict=False):
-        value = _scalar(part)
-        if isinstance(value, str):
-            raise UserError(f"--param {text!r}: {key} {part!r} is not a number")
-        spec[key] = value
-    return {name: spec}
+    else:
+        parts = (rest or "").split(":") if rest else []
+        keys = (
+            ("mu", "sigma")
+            if kind in _NORMALS
+            else ("a", "b")
+            if kind in _BETAS
+            else ("min", "max")
+        )
+        keys += ("q",) if kind.startswith("q_") else ()
+        if len(parts) < 2 or len(parts) > len(keys):
+            raise UserError(usage)
+        spec = {"distribution": kind}
+        for key, part in zip(keys, parts, strict=False):
+            value = _scalar(part.strip())
+            if not _is_number(value):
+                raise UserError(f"--param {text!r}: {key} {part!r} is not a number")
+            spec[key] = value
+    _param(name, spec, ("parameters", name), _Reader(f"--param {text!r}"))
+    return name, spec
 
 
 def _scalar(text: str) -> Any:
@@ -822,3 +1181,29 @@ def _scalar(text: str) -> Any:
     if lowered in ("null", "none"):
         return None
     return text
+
+
+# small helpers -----------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _hint(word: Any, known: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    return f"a {type(value).__name__}"

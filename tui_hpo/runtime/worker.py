@@ -365,6 +365,10 @@ class Worker:
                 log.info(
                     "trial %d reached the sweep's metric target; stopping the search", trial.number
                 )
+                retrying(
+                    lambda: self.study.set_user_attr(attrs.TARGET_REACHED, trial.number),
+                    "recording the target reached",
+                )
                 retrying(lambda: request_stop(self.engine, self.study_id), "stopping the search")
         elif state == TrialState.PRUNED:
             log.info("trial %d pruned in %.2fs: %s", trial.number, took, trial.params)
@@ -447,13 +451,19 @@ class SteeredTrial(optuna.Trial):
 
         retrying(write, "reporting an intermediate value")
 
-    def should_prune(self) -> bool:
+    def prune_ordered(self) -> bool:
+        """Whether a prune order came for this trial, without asking the pruner: a program run
+        as the objective checks this while it reports nothing new."""
         ordered = retrying(
             lambda: trial_orders.take_prune_order(self._engine, self._trial_id),
             "reading prune orders",
         )
         if ordered:
             log.info("trial %d pruned on request", self.number)
+        return ordered
+
+    def should_prune(self) -> bool:
+        if self.prune_ordered():
             return True
         if len(self.study.directions) > 1:
             return False

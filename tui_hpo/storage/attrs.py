@@ -13,6 +13,11 @@ User attrs, so the ``optuna`` CLI and optuna-dashboard show them beside the user
   (preemption, ``scancel``), the number of that run;
 - ``tui_hpo.output``, ``tui_hpo.exit_code``: a command trial's output file (stdout and stderr,
   on the machine in ``tui_hpo.host``) and its program's exit code.
+
+A study user attr:
+
+- ``tui_hpo.target_reached``: the number of the trial that reached the sweep's
+  ``metric.target``, which stopped the search (W&B's behaviour).
 """
 
 from __future__ import annotations
@@ -34,3 +39,6 @@ OPTUNA_FAIL_REASON = "fail_reason"
 OUTPUT = PREFIX + "output"
 """A command trial's output file (stdout and stderr), on the machine that ran it."""
 EXIT_CODE = PREFIX + "exit_code"
+TARGET_REACHED = PREFIX + "target_reached"
+"""On the study: the trial whose value reached the sweep's ``metric.target`` (the search stopped
+there, so a budget left unspent is no failure)."""
