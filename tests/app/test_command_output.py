@@ -66,3 +66,48 @@ def test_the_log_pane_follows_a_running_command_trials_output(
             assert "output" in detail and "trial-0" in detail
 
     run(scenario())
+
+
+KEEPER = """\
+import argparse
+p = argparse.ArgumentParser()
+p.add_argument("--x", type=float)
+a = p.parse_args()
+for epoch in range(1, 4):
+    print(f"epoch {epoch} loss: {a.x / epoch:.5f} acc: {0.25 * epoch:.2f}", flush=True)
+"""
+
+
+def test_the_trial_pane_shows_a_finished_trials_kept_metrics_and_exit_code(
+    sqlite_url: str, tmp_path: Path, workers: Callable[[str], Workers]
+) -> None:
+    """A sweep's ``keep`` metrics end up as user attrs, which the trial pane shows beside the
+    program's exit code and output file."""
+    (tmp_path / "keeper.py").write_text(KEEPER)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        textwrap.dedent(
+            """\
+            program: keeper.py
+            method: random
+            metric: {name: loss, goal: minimize}
+            keep: [acc]
+            parameters:
+              x: {distribution: uniform, min: 1, max: 2}
+            """
+        )
+    )
+    workers(sqlite_url).launch(str(sweep), "kept", "--pruner", "none", n_trials=1)
+    app = NotingApp(sqlite_url, "kept")
+
+    def detail() -> str:
+        return str(app.screen.query_one("#detail-text").render())
+
+    async def scenario() -> None:
+        async with app.run_test(size=WIDE) as pilot:
+            await open_study(pilot, app, "kept")
+            await until(pilot, lambda: '"acc": 0.75' in detail(), "the kept metric")
+            text = detail()
+            assert "exit code 0" in text and "trial-0.log" in text, text
+
+    run(scenario())

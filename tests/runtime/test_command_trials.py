@@ -399,6 +399,8 @@ def test_status_json_names_a_command_trials_failure(
         "--study",
         "crashing",
         "--n-trials",
+        "10",
+        "--max-consecutive-failures",
         "2",
         "--storage",
         sqlite_url,
@@ -409,6 +411,8 @@ def test_status_json_names_a_command_trials_failure(
     )
     assert out.returncode != 0  # every trial failed: the program is broken, not the search
     assert "Traceback" not in out.stderr
+    # the consecutive-failure stop: two FAILs in a row and the search stops, 8 never started
+    assert [t.state.name for t in load_trials(sqlite_url, "crashing")] == ["FAIL", "FAIL"]
     status = cli("status", "--study", "crashing", "--json", "--storage", sqlite_url)
     failures = json.loads(status.stdout)["studies"][0]["recent_failures"]
     assert [f["trial"] for f in failures] == [1, 0]
