@@ -10,14 +10,14 @@ spec form, ``workers``, ``gpus``, ``trial_timeout``, ``summary``, ``keep``, ``ki
 Every mistake is one line naming the file and the line of the key at fault, found before
 anything is written anywhere: a worker that meets a bad file minutes later, on another machine,
 is much harder to debug than a launch that refuses it. Flags are turned into the same mapping
-a file holds and go through the same checks, so the two can't drift apart.
+a file holds and go through the same checks, so the two can't drift apart. Each ``parameters``
+entry becomes a ``Param`` in ``runtime.sweep_params``; ``runtime.sweep_source`` words the errors.
 
 Optuna and PyYAML are imported inside the functions: ``tui-hpo --help`` must not pay for them.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -27,13 +27,23 @@ import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tui_hpo.errors import UserError, one_line
 from tui_hpo.runtime.sweep_model import DEFAULT_COMMAND, Metric, Param, Sweep
-
-if TYPE_CHECKING:
-    import numpy as np
+from tui_hpo.runtime.sweep_params import (
+    BETAS,
+    DISTRIBUTIONS,
+    NAME,
+    NORMALS,
+    PARAM_KEYS,
+    did_you_mean,
+    is_int,
+    is_number,
+    param,
+    parameters,
+)
+from tui_hpo.runtime.sweep_source import SweepSource
 
 W_AND_B_KEYS = (
     "program",
@@ -72,50 +82,6 @@ OWN_KEYS = (
 )
 METHODS = {"grid": "grid", "random": "random", "bayes": "tpe"}
 
-PARAM_KEYS: dict[str, frozenset[str]] = {
-    "constant": frozenset({"value"}),
-    "categorical": frozenset({"values", "probabilities"}),
-    "int_uniform": frozenset({"min", "max"}),
-    "uniform": frozenset({"min", "max"}),
-    "q_uniform": frozenset({"min", "max", "q"}),
-    "log_uniform": frozenset({"min", "max"}),
-    "log_uniform_values": frozenset({"min", "max"}),
-    "q_log_uniform": frozenset({"min", "max", "q"}),
-    "q_log_uniform_values": frozenset({"min", "max", "q"}),
-    "inv_log_uniform": frozenset({"min", "max"}),
-    "inv_log_uniform_values": frozenset({"min", "max"}),
-    "normal": frozenset({"mu", "sigma"}),
-    "q_normal": frozenset({"mu", "sigma", "q"}),
-    "log_normal": frozenset({"mu", "sigma"}),
-    "q_log_normal": frozenset({"mu", "sigma", "q"}),
-    "beta": frozenset({"a", "b"}),
-    "q_beta": frozenset({"a", "b", "q"}),
-}
-"""Each W&B distribution and the keys it takes (W&B's schema allows no others)."""
-DISTRIBUTIONS = tuple(PARAM_KEYS)
-_ALIASES = {"categorical_w_probabilities": "categorical"}
-_ALL_PARAM_KEYS = frozenset().union(*PARAM_KEYS.values()) | {"distribution"}
-_NORMALS = frozenset({"normal", "q_normal", "log_normal", "q_log_normal"})
-_BETAS = frozenset({"beta", "q_beta"})
-_EXPONENTS = frozenset({"log_uniform", "q_log_uniform", "inv_log_uniform"})
-"""W&B's older log distributions: ``min`` and ``max`` are natural-log exponents."""
-_LOG_SCALE = frozenset(
-    {
-        "log_uniform",
-        "log_uniform_values",
-        "q_log_uniform",
-        "q_log_uniform_values",
-        "inv_log_uniform",
-        "inv_log_uniform_values",
-        "log_normal",
-        "q_log_normal",
-    }
-)
-"""Searched on a log scale by Optuna. ``inv_log_uniform`` is among them: if 1/X is log-uniform
-on [1/max, 1/min] then log X is uniform on [log min, log max], the same law as log-uniform."""
-
-SIGMAS = 5.0
-"""Normal distributions are searched within mu ± 5 sigma (Optuna needs bounds)."""
 MAX_GRID_POINTS = 1000
 """An ``int_uniform`` (or an even ``q_uniform``) up to this many points joins a grid as is."""
 MACROS = (
@@ -129,41 +95,11 @@ MACROS = (
 )
 _LIST_MACROS = frozenset({"args", "args_no_hyphens", "args_no_boolean_flags"})
 _MACRO = re.compile(r"\$\{([^}]*)\}")
-_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
-_PARAM_NAME = re.compile(_NAME + r"\Z")
-"""W&B's pattern for parameter names: they become ``--name=value`` flags."""
-_PLACEHOLDER = re.compile(r"(?<!\$)\{(" + _NAME + r")\}")
+_PLACEHOLDER = re.compile(r"(?<!\$)\{(" + NAME + r")\}")
 """Only name-shaped braces are placeholders, so a JSON word (``{"a": 1}``) passes as it is."""
-_FILL = re.compile(r"\$\{([^}]*)\}|(?<!\$)\{(" + _NAME + r")\}")
+_FILL = re.compile(r"\$\{([^}]*)\}|(?<!\$)\{(" + NAME + r")\}")
 _GPUS = re.compile(r"\s*(all|none|\d+(\s*,\s*\d+)*)\s*\Z", re.IGNORECASE)
 _HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
-
-
-class _Reader:
-    """Says where a sweep came from, to word its errors and warnings: ``FILE:LINE:`` (the line
-    of the key at fault, or of the nearest key above it) for a file, the flag for flags."""
-
-    def __init__(self, label: str, lines: dict[tuple[str, ...], int] | None = None) -> None:
-        self.label = label
-        self.lines = lines or {}
-        self.warnings: list[str] = []
-
-    def line(self, path: tuple[Any, ...]) -> int | None:
-        key = tuple(str(p) for p in path)
-        for n in range(len(key), -1, -1):
-            if key[:n] in self.lines:
-                return self.lines[key[:n]]
-        return None
-
-    def error(self, path: tuple[Any, ...], message: str) -> UserError:
-        return self.at(self.line(path), message)
-
-    def at(self, line: int | None, message: str) -> UserError:
-        where = f"{self.label}:{line}" if line is not None else self.label
-        return UserError(f"{where}: {message}")
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(f"{self.label}: {message}")
 
 
 # reading the file --------------------------------------------------------------------------
@@ -271,12 +207,12 @@ def sweep_from_mapping(
     """Check a sweep's mapping (a file's, or what :func:`sweep_from_flags` makes) and build the
     ``Sweep``. ``lines`` maps key paths (``("parameters", "lr", "min")``) to their lines, for
     errors; without a ``source`` errors are worded for the ``--command`` flags."""
-    reader = _Reader(str(source) if source is not None else "--command", lines)
+    reader = SweepSource(str(source) if source is not None else "--command", lines)
     if not isinstance(data, dict):
         raise reader.error((), f"a sweep is a mapping (program:, method:, ...), not {_kind(data)}")
     _check_keys(data, reader)
     where = _cwd(data, source, cwd, reader)
-    params = _parameters(data.get("parameters"), reader)
+    params = parameters(data.get("parameters"), reader)
     metrics, target = _metrics(data, reader)
     program = _program(data, reader)
     command = _command(data.get("command"), reader)
@@ -288,7 +224,7 @@ def sweep_from_mapping(
     pruner = _pruner(data, reader)
     run_cap = _whole(data, "run_cap", reader)
     kill_grace = data.get("kill_grace", 10.0)
-    if not _is_number(kill_grace) or kill_grace < 0:
+    if not is_number(kill_grace) or kill_grace < 0:
         raise reader.error(("kill_grace",), f"kill_grace must be seconds >= 0, got {kill_grace!r}")
     objectives = {m.name for m in metrics}
     return Sweep(
@@ -316,7 +252,7 @@ def sweep_from_mapping(
     )
 
 
-def _check_keys(data: dict[Any, Any], reader: _Reader) -> None:
+def _check_keys(data: dict[Any, Any], reader: SweepSource) -> None:
     known = (*W_AND_B_KEYS, *OWN_KEYS, *IGNORED_KEYS)
     for key in data:
         if key in W_AND_B_KEYS or key in OWN_KEYS:
@@ -324,10 +260,10 @@ def _check_keys(data: dict[Any, Any], reader: _Reader) -> None:
         if key in IGNORED_KEYS:
             reader.warn(f"ignoring {key!r} ({IGNORED_KEYS[key]})")
             continue
-        raise reader.error((key,), f"unknown key {key!r}{_hint(key, known)}")
+        raise reader.error((key,), f"unknown key {key!r}{did_you_mean(key, known)}")
 
 
-def _cwd(data: dict[str, Any], source: Path | None, cwd: Path | None, reader: _Reader) -> Path:
+def _cwd(data: dict[str, Any], source: Path | None, cwd: Path | None, reader: SweepSource) -> Path:
     """``--cwd``, else the file's ``cwd:`` (relative to the file), else the file's folder: a
     sweep file travels with its program, wherever the user launches from."""
     folder = source.parent if source is not None else Path.cwd()
@@ -343,24 +279,24 @@ def _cwd(data: dict[str, Any], source: Path | None, cwd: Path | None, reader: _R
     return where
 
 
-def _program(data: dict[str, Any], reader: _Reader) -> str | None:
+def _program(data: dict[str, Any], reader: SweepSource) -> str | None:
     if data.get("program") is None:
         return None
     return _text(data, "program", reader)
 
 
-def _text(data: dict[str, Any], key: str, reader: _Reader) -> str:
+def _text(data: dict[str, Any], key: str, reader: SweepSource) -> str:
     value = data[key]
     if not isinstance(value, str) or not value.strip():
         raise reader.error((key,), f"{key} must be text, got {value!r}")
     return value
 
 
-def _optional_text(data: dict[str, Any], key: str, reader: _Reader) -> str | None:
+def _optional_text(data: dict[str, Any], key: str, reader: SweepSource) -> str | None:
     return None if data.get(key) is None else _text(data, key, reader)
 
 
-def _whole(data: dict[str, Any], key: str, reader: _Reader) -> int | None:
+def _whole(data: dict[str, Any], key: str, reader: SweepSource) -> int | None:
     value = data.get(key)
     if value is None:
         return None
@@ -369,16 +305,16 @@ def _whole(data: dict[str, Any], key: str, reader: _Reader) -> int | None:
     return value
 
 
-def _seconds(data: dict[str, Any], key: str, reader: _Reader) -> float | None:
+def _seconds(data: dict[str, Any], key: str, reader: SweepSource) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if not _is_number(value) or value <= 0:
+    if not is_number(value) or value <= 0:
         raise reader.error((key,), f"{key} must be seconds > 0, got {value!r}")
     return float(value)
 
 
-def _keep(data: dict[str, Any], reader: _Reader) -> list[str]:
+def _keep(data: dict[str, Any], reader: SweepSource) -> list[str]:
     keep = data.get("keep", [])
     if isinstance(keep, str):
         keep = [keep]
@@ -387,15 +323,15 @@ def _keep(data: dict[str, Any], reader: _Reader) -> list[str]:
     return [k.strip() for k in keep]
 
 
-def _gpus(data: dict[str, Any], reader: _Reader) -> str | None:
+def _gpus(data: dict[str, Any], reader: SweepSource) -> str | None:
     """As ``--gpus`` takes it (``0,1``, ``all``, ``none``); whether they exist is the launch's
     to check, on the machine that runs the workers."""
     gpus = data.get("gpus")
     if gpus is None:
         return None
-    if isinstance(gpus, list) and gpus and all(_is_int(g) and g >= 0 for g in gpus):
+    if isinstance(gpus, list) and gpus and all(is_int(g) and g >= 0 for g in gpus):
         return ",".join(str(g) for g in gpus)
-    if _is_int(gpus) and gpus >= 0:
+    if is_int(gpus) and gpus >= 0:
         return str(gpus)
     if isinstance(gpus, str) and _GPUS.match(gpus):
         return gpus.strip()
@@ -407,7 +343,7 @@ def _gpus(data: dict[str, Any], reader: _Reader) -> str | None:
 # metrics -----------------------------------------------------------------------------------
 
 
-def _metrics(data: dict[str, Any], reader: _Reader) -> tuple[tuple[Metric, ...], float | None]:
+def _metrics(data: dict[str, Any], reader: SweepSource) -> tuple[tuple[Metric, ...], float | None]:
     """W&B's ``metric`` and tui-hpo's ``metrics`` (several objectives); ``metric`` beside
     ``metrics`` must be one of them, with the same goal, so the two can't disagree."""
     single, target = None, None
@@ -420,7 +356,7 @@ def _metrics(data: dict[str, Any], reader: _Reader) -> tuple[tuple[Metric, ...],
         single = _metric(item, ("metric",), reader, single=True)
         if item.get("target") is not None:
             target = item["target"]
-            if not _is_number(target) or not math.isfinite(target):
+            if not is_number(target) or not math.isfinite(target):
                 raise reader.error(("metric", "target"), f"target must be a number: {target!r}")
             target = float(target)
     listed: list[tuple[Metric, tuple[Any, ...]]] = []
@@ -467,7 +403,7 @@ def _twice(name: str, first: str, second: str) -> str:
 
 
 def _metric(
-    item: dict[str, Any], path: tuple[Any, ...], reader: _Reader, *, single: bool
+    item: dict[str, Any], path: tuple[Any, ...], reader: SweepSource, *, single: bool
 ) -> Metric:
     allowed = ("name", "goal", "target") if single else ("name", "goal")
     for key in item:
@@ -478,7 +414,7 @@ def _metric(
             continue
         if key == "target":
             raise reader.error((*path, key), "target goes under metric: (a single objective)")
-        raise reader.error((*path, key), f"unknown metric key {key!r}{_hint(key, allowed)}")
+        raise reader.error((*path, key), f"unknown metric key {key!r}{did_you_mean(key, allowed)}")
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         raise reader.error(path, "a metric needs a name: (what the program prints)")
@@ -489,306 +425,10 @@ def _metric(
     return Metric(name.strip(), goal)
 
 
-# parameters --------------------------------------------------------------------------------
-
-
-def _parameters(data: Any, reader: _Reader) -> dict[str, Param]:
-    if data is None:
-        return {}
-    if not isinstance(data, dict) or not data:
-        raise reader.error(("parameters",), "parameters must be a non-empty mapping of name: {...}")
-    out: dict[str, Param] = {}
-    _flatten(data, ("parameters",), "", out, reader)
-    return out
-
-
-def _flatten(
-    data: dict[Any, Any], path: tuple[Any, ...], prefix: str, out: dict[str, Param], reader: _Reader
-) -> None:
-    """Nested ``parameters`` become dotted names (``optimizer.lr``), as W&B passes them."""
-    for name, spec in data.items():
-        sub = (*path, name)
-        if not isinstance(name, str) or not _PARAM_NAME.match(name):
-            raise reader.error(
-                sub, f"parameter name {name!r}: use letters, digits, _ . - (a letter or _ first)"
-            )
-        full = f"{prefix}{name}"
-        if isinstance(spec, dict) and "parameters" in spec:
-            extra = [k for k in spec if k != "parameters"]
-            if extra:
-                raise reader.error(
-                    (*sub, extra[0]),
-                    f"parameter {full!r} holds parameters:, so it takes no {extra[0]!r}",
-                )
-            nested = spec["parameters"]
-            if not isinstance(nested, dict) or not nested:
-                raise reader.error((*sub, "parameters"), "nested parameters must be a mapping")
-            _flatten(nested, (*sub, "parameters"), f"{full}.", out, reader)
-            continue
-        if not isinstance(spec, dict):
-            raise reader.error(
-                sub, f"parameter {full!r} must be a mapping (values:, min:/max:, ...), not {spec!r}"
-            )
-        if full in out:
-            raise reader.error(sub, f"parameter {full!r} is given twice (once nested)")
-        out[full] = _param(full, spec, sub, reader)
-
-
-_Fail = Callable[[str, str], UserError]
-
-
-def _param(name: str, spec: dict[Any, Any], path: tuple[Any, ...], reader: _Reader) -> Param:
-    def fail(key: str, message: str) -> UserError:
-        return reader.error((*path, key) if key in spec else path, f"parameter {name!r}: {message}")
-
-    for key in spec:
-        if key not in _ALL_PARAM_KEYS:
-            raise fail(key, f"unknown key {key!r}{_hint(key, sorted(_ALL_PARAM_KEYS))}")
-    kind = spec.get("distribution")
-    if kind is None:
-        kind = _default_distribution(spec)
-        if kind is None:
-            raise fail("", "needs value:, values:, min: and max:, or mu: and sigma:")
-    elif not isinstance(kind, str) or _ALIASES.get(kind, kind) not in PARAM_KEYS:
-        raise fail("distribution", f"unknown distribution {kind!r}{_hint(kind, DISTRIBUTIONS)}")
-    kind = _ALIASES.get(kind, kind)
-    allowed = PARAM_KEYS[kind] | {"distribution"}
-    for key in spec:
-        if key in allowed:
-            continue
-        if key == "values":
-            raise fail("values", f"values: can't go with distribution {kind} ({_draws(kind)})")
-        takes = ", ".join(sorted(PARAM_KEYS[kind]))
-        raise fail(key, f"{key}: doesn't apply to distribution {kind} (it takes {takes})")
-    line = reader.line(path)
-    from optuna.distributions import CategoricalDistribution
-
-    if kind == "constant":
-        if "value" not in spec:
-            raise fail("distribution", "constant needs value:")
-        return Param(name, CategoricalDistribution([_choice(spec["value"], fail)]), line=line)
-    if kind == "categorical":
-        choices = _choices(spec.get("values"), fail)
-        probabilities = spec.get("probabilities")
-        prior = None if probabilities is None else _weighted(choices, probabilities, fail)
-        return Param(name, CategoricalDistribution(choices), prior, line)
-    try:
-        return _numeric(name, kind, spec, fail, line)
-    except ValueError as exc:  # Optuna's own check of bounds this module let through
-        raise fail("distribution", one_line(exc)) from None
-
-
-def _default_distribution(spec: dict[Any, Any]) -> str | None:
-    """W&B's choice when a parameter names no distribution."""
-    if "values" in spec:
-        return "categorical"
-    if "value" in spec:
-        return "constant"
-    if "min" in spec and "max" in spec:
-        return "int_uniform" if _is_int(spec["min"]) and _is_int(spec["max"]) else "uniform"
-    if "mu" in spec or "sigma" in spec:
-        return "normal"
-    return None
-
-
-def _draws(kind: str) -> str:
-    if kind == "constant":
-        return "it takes value:"
-    if kind in _NORMALS:
-        return "it draws from mu and sigma"
-    if kind in _BETAS:
-        return "it draws from a and b"
-    return "it draws between min and max"
-
-
-def _choice(value: Any, fail: _Fail) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise fail("values", f"values must be numbers, text, true/false or null, got {value!r}")
-
-
-def _choices(values: Any, fail: _Fail) -> list[Any]:
-    if not isinstance(values, list) or not values:
-        raise fail("values", "values: must be a non-empty list")
-    choices = [_choice(v, fail) for v in values]
-    seen: dict[Any, Any] = {}
-    for value in choices:
-        if value in seen:
-            # Optuna finds a choice by ==, so 1, 1.0 and true would all store the first.
-            same = "" if repr(seen[value]) == repr(value) else f" ({seen[value]!r} and {value!r})"
-            raise fail("values", f"values repeat {value!r}{same}: Optuna can't tell them apart")
-        seen[value] = value
-    return choices
-
-
-def _weighted(choices: list[Any], probabilities: Any, fail: _Fail) -> Callable[[Any], Any]:
-    if not isinstance(probabilities, list) or len(probabilities) != len(choices):
-        raise fail("probabilities", f"probabilities needs one number per value ({len(choices)})")
-    if not all(_is_number(p) and p >= 0 for p in probabilities):
-        raise fail("probabilities", "probabilities must be numbers >= 0")
-    total = float(sum(probabilities))
-    if abs(total - 1.0) > 1e-6:
-        raise fail("probabilities", f"probabilities sum to {total:g}, not 1")
-    weights = [float(p) / total for p in probabilities]  # numpy wants 1 within 1e-8
-
-    def draw(rng: np.random.RandomState) -> Any:
-        return choices[int(rng.choice(len(choices), p=weights))]
-
-    return draw
-
-
-def _number(spec: dict[Any, Any], key: str, fail: _Fail, default: float | None = None) -> float:
-    if key not in spec:
-        if default is not None:
-            return default
-        raise fail("distribution", f"{spec.get('distribution', 'it')} needs {key}:")
-    value = spec[key]
-    if not _is_number(value) or not math.isfinite(value):
-        raise fail(key, f"{key} must be a number, got {value!r}")
-    return value
-
-
-def _exp(value: float, key: str, fail: _Fail) -> float:
-    try:
-        return math.exp(value)
-    except OverflowError:
-        raise fail(key, f"e^{value:g} is too large for a float") from None
-
-
-def _numeric(name: str, kind: str, spec: dict[Any, Any], fail: _Fail, line: int | None) -> Param:
-    """A W&B distribution as Optuna bounds, plus W&B's own draw where Optuna's would differ."""
-    from optuna.distributions import FloatDistribution, IntDistribution
-
-    q: float | None = None
-    if kind.startswith("q_"):
-        q = spec.get("q", 1.0)  # W&B's default is the float 1.0: its values stay floats
-        if not _is_number(q) or not math.isfinite(q) or q <= 0:
-            raise fail("q", f"q must be a number above 0, got {q!r}")
-    base: Callable[[Any], float]
-    if kind in _NORMALS:
-        mu, sigma = _number(spec, "mu", fail, 0.0), _number(spec, "sigma", fail, 1.0)
-        if sigma <= 0:
-            raise fail("sigma", f"sigma must be more than 0, got {sigma:g}")
-        low, high = mu - SIGMAS * sigma, mu + SIGMAS * sigma
-        logged = "log" in kind
-        if logged:
-            low, high = _exp(low, "mu", fail), _exp(high, "mu", fail)
-            if low <= 0:
-                raise fail("mu", f"e^(mu - {SIGMAS:g} sigma) is 0 as a float; raise mu")
-
-        def base(rng: Any) -> float:
-            x = float(rng.normal(mu, sigma))
-            return math.exp(min(x, 700.0)) if logged else x
-
-    elif kind in _BETAS:
-        a, b = _number(spec, "a", fail, 1.0), _number(spec, "b", fail, 1.0)
-        for key, value in (("a", a), ("b", b)):
-            if value <= 0:
-                raise fail(key, f"{key} must be more than 0, got {value:g}")
-        low, high = 0.0, 1.0
-
-        def base(rng: Any) -> float:
-            return float(rng.beta(a, b))
-
-    else:
-        low, high = _number(spec, "min", fail), _number(spec, "max", fail)
-        if kind == "int_uniform":
-            if low != int(low) or high != int(high):
-                raise fail("min", f"int_uniform needs whole numbers, got {low!r} and {high!r}")
-            if low > high:
-                raise fail("min", f"min ({low:g}) must not be above max ({high:g})")
-            return Param(name, IntDistribution(int(low), int(high)), line=line)
-        if low >= high:
-            raise fail("min", f"min ({low:g}) must be below max ({high:g})")
-        if kind == "inv_log_uniform":  # log(1/X) uniform in [min, max]
-            low, high = _exp(-high, "max", fail), _exp(-low, "min", fail)
-        elif kind in _EXPONENTS:
-            low, high = _exp(low, "min", fail), _exp(high, "max", fail)
-        elif kind.endswith("_values") and low <= 0:
-            raise fail("min", f"{kind} needs min > 0, got {low:g}")
-        if low <= 0 and kind in _EXPONENTS:
-            raise fail("min", f"{kind}: the lower bound is 0 as a float; narrow min and max")
-        base = _bounded_base(kind, low, high)
-    if q is not None:
-        return _quantized(name, kind, low, high, q, base, fail, line)
-    if kind in ("uniform", "log_uniform", "log_uniform_values"):
-        return Param(name, FloatDistribution(low, high, log=kind in _LOG_SCALE), line=line)
-    # normal, log_normal, beta, inv_log_uniform*: W&B's draw, kept inside Optuna's bounds.
-    lo, hi = low, high
-
-    def clipped(rng: Any) -> float:
-        return min(max(base(rng), lo), hi)
-
-    return Param(name, FloatDistribution(low, high, log=kind in _LOG_SCALE), clipped, line)
-
-
-def _bounded_base(kind: str, low: float, high: float) -> Callable[[Any], float]:
-    if kind.startswith("inv_"):
-        inv_low, inv_high = math.log(1.0 / high), math.log(1.0 / low)
-        return lambda rng: 1.0 / math.exp(float(rng.uniform(inv_low, inv_high)))
-    if "log" in kind:
-        log_low, log_high = math.log(low), math.log(high)
-        return lambda rng: math.exp(float(rng.uniform(log_low, log_high)))
-    return lambda rng: float(rng.uniform(low, high))
-
-
-def _quantized(
-    name: str,
-    kind: str,
-    low: float,
-    high: float,
-    q: float,
-    base: Callable[[Any], float],
-    fail: _Fail,
-    line: int | None,
-) -> Param:
-    """W&B's ``round(X / q) * q``: the bounds become the multiples of q inside [low, high], so
-    every sampler (not only random search) gives the program a multiple of q. An integer ``q``
-    gives integers, as in W&B (``q: 1`` -> ``--batch_size=32``, not ``32.0``)."""
-    from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
-
-    k_low, k_high = math.ceil(low / q - 1e-9), math.floor(high / q + 1e-9)
-    if k_low > k_high:
-        raise fail("q", f"no multiple of q={q:g} lies between {low:g} and {high:g}")
-    logged = kind in _LOG_SCALE
-    distribution: BaseDistribution
-    if _is_int(q):
-        lo, hi = k_low * int(q), k_high * int(q)
-        if logged and q == 1:
-            distribution = IntDistribution(lo, hi, log=True)
-        else:
-            distribution = IntDistribution(lo, hi, step=int(q))
-
-        def value(k: int) -> Any:
-            return k * int(q)
-
-    else:
-        lo, hi = _times(k_low, q), _times(k_high, q)
-        if logged:  # Optuna has no stepped log floats: the draw rounds
-            distribution = FloatDistribution(lo, hi, log=True)
-        else:
-            distribution = FloatDistribution(lo, hi, step=q)
-
-        def value(k: int) -> Any:
-            return _times(k, q)
-
-    def draw(rng: Any) -> Any:
-        return value(min(max(round(base(rng) / q), k_low), k_high))
-
-    # An even q_uniform is what Optuna draws already (W&B's ends only weigh half as much).
-    even = kind == "q_uniform" and math.isclose(lo, low) and math.isclose(hi, high)
-    return Param(name, distribution, None if even else draw, line)
-
-
-def _times(k: int, q: float) -> float:
-    """k * q without binary drift (3 * 0.1 is 0.3), so values sit on Optuna's step grid."""
-    return float(Decimal(k) * Decimal(repr(q)))
-
-
 # the command -------------------------------------------------------------------------------
 
 
-def _command(value: Any, reader: _Reader) -> tuple[str, ...]:
+def _command(value: Any, reader: SweepSource) -> tuple[str, ...]:
     if value is None:
         return DEFAULT_COMMAND
     if isinstance(value, str):  # tui-hpo also takes one line, split as a shell would
@@ -800,7 +440,7 @@ def _command(value: Any, reader: _Reader) -> tuple[str, ...]:
         raise reader.error(("command",), "command must be a list of words (program, flags, ...)")
     words = []
     for i, token in enumerate(value):
-        if not isinstance(token, str) and not _is_number(token):
+        if not isinstance(token, str) and not is_number(token):
             raise reader.error(("command", i), f"command words are text, got {token!r}")
         words.append(token if isinstance(token, str) else str(token))
     return tuple(words)
@@ -811,7 +451,7 @@ def _check_command(
     program: str | None,
     params: dict[str, Param],
     cwd: Path,
-    reader: _Reader,
+    reader: SweepSource,
 ) -> None:
     """Everything the command names must exist now: a typo would otherwise fail every trial."""
     uses_program, uses_args, named = False, False, set()
@@ -836,7 +476,7 @@ def _check_command(
                 known = ", ".join(params) or "none"
                 raise reader.error(
                     ("command", i),
-                    f"{{{name}}} is not a parameter{_hint(name, list(params))} "
+                    f"{{{name}}} is not a parameter{did_you_mean(name, list(params))} "
                     f"(parameters: {known})",
                 )
             named.add(name)
@@ -908,7 +548,7 @@ def build_argv(
 
 
 def _sampler(
-    data: dict[str, Any], params: dict[str, Param], reader: _Reader
+    data: dict[str, Any], params: dict[str, Param], reader: SweepSource
 ) -> tuple[Any, int | None]:
     """``method`` as an Optuna sampler spec (and a grid's size), unless ``sampler`` names one."""
     from tui_hpo.control.specs import sampler_spec
@@ -918,7 +558,7 @@ def _sampler(
     if method is not None and (not isinstance(method, str) or method not in choices):
         raise reader.error(
             ("method",),
-            f"method must be grid, random or bayes, got {method!r}{_hint(method, METHODS)}",
+            f"method must be grid, random or bayes, got {method!r}{did_you_mean(method, METHODS)}",
         )
     if data.get("sampler") is not None:
         return _spec_from(data["sampler"], "sampler", reader), None
@@ -938,7 +578,7 @@ def _sampler(
     return spec, size
 
 
-def _grid_values(param: Param, reader: _Reader) -> list[Any]:
+def _grid_values(param: Param, reader: SweepSource) -> list[Any]:
     """Every value of a parameter: its values, or each point of an int_uniform (or of an even
     q_uniform) of at most MAX_GRID_POINTS; a continuous range has no grid."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -961,7 +601,7 @@ def _grid_values(param: Param, reader: _Reader) -> list[Any]:
     )
 
 
-def _pruner(data: dict[str, Any], reader: _Reader) -> Any:
+def _pruner(data: dict[str, Any], reader: SweepSource) -> Any:
     from tui_hpo.control.specs import pruner_spec
 
     if data.get("pruner") is not None:
@@ -973,7 +613,7 @@ def _pruner(data: dict[str, Any], reader: _Reader) -> Any:
     return _checked(lambda: pruner_spec("hyperband", kwargs), ("early_terminate",), reader)
 
 
-def _hyperband(early: Any, reader: _Reader) -> dict[str, Any]:
+def _hyperband(early: Any, reader: SweepSource) -> dict[str, Any]:
     """W&B's hyperband as Optuna's ``HyperbandPruner`` kwargs.
 
     W&B stops runs at bands: ``min_iter * eta**k``, or, given ``max_iter`` and ``s``,
@@ -991,7 +631,7 @@ def _hyperband(early: Any, reader: _Reader) -> dict[str, Any]:
     for key in early:
         if key not in _HYPERBAND_KEYS:
             raise reader.error(
-                (*here, key), f"unknown hyperband key {key!r}{_hint(key, _HYPERBAND_KEYS)}"
+                (*here, key), f"unknown hyperband key {key!r}{did_you_mean(key, _HYPERBAND_KEYS)}"
             )
     if "strict" in early:
         reader.warn("ignoring 'strict' (Optuna's hyperband has one stopping rule)")
@@ -1002,7 +642,7 @@ def _hyperband(early: Any, reader: _Reader) -> dict[str, Any]:
             value = 3
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if value is not None and (not _is_int(value) or value < least):
+        if value is not None and (not is_int(value) or value < least):
             extra = " (Optuna's reduction_factor)" if key == "eta" else ""
             raise reader.error(
                 (*here, key),
@@ -1034,7 +674,7 @@ def _hyperband(early: Any, reader: _Reader) -> dict[str, Any]:
 _SPEC_TEXT = re.compile(r"\s*([A-Za-z][\w-]*)\s*(?::\s*(.*?))?\s*\Z", re.DOTALL)
 
 
-def _spec_from(value: Any, kind: str, reader: _Reader) -> Any:
+def _spec_from(value: Any, kind: str, reader: SweepSource) -> Any:
     """``sampler:``/``pruner:`` in tui-hpo's spec form: ``tpe``, ``tpe:{"seed": 1}`` (the name,
     then the kwargs' JSON as ``--sampler-kwargs`` takes it), or ``{name: tpe, kwargs: {...}}``."""
     from tui_hpo.control.specs import parse_kwargs, pruner_spec, sampler_spec
@@ -1062,7 +702,7 @@ def _spec_from(value: Any, kind: str, reader: _Reader) -> Any:
     return _checked(lambda: make(value["name"], kwargs), (kind,), reader)
 
 
-def _checked(make: Callable[[], Any], path: tuple[Any, ...], reader: _Reader) -> Any:
+def _checked(make: Callable[[], Any], path: tuple[Any, ...], reader: SweepSource) -> Any:
     try:
         return make()
     except UserError as exc:
@@ -1072,7 +712,7 @@ def _checked(make: Callable[[], Any], path: tuple[Any, ...], reader: _Reader) ->
 # the short form --------------------------------------------------------------------------
 
 
-_FLAG_PARAM = re.compile(r"(" + _NAME + r")=([a-z_]+)(?::(.*))?\Z", re.DOTALL)
+_FLAG_PARAM = re.compile(r"(" + NAME + r")=([a-z_]+)(?::(.*))?\Z", re.DOTALL)
 _FLAG_USAGE = (
     "expected NAME=DISTRIBUTION:ARG:ARG ... (lr=log_uniform_values:1e-5:1e-1, "
     "layers=int_uniform:1:8, act=values:relu,tanh, seed=value:3)"
@@ -1144,16 +784,12 @@ def _flag_param(text: str) -> tuple[str, dict[str, Any]]:
             raise UserError(usage)
         spec = {"value": _scalar(rest)}
     elif kind not in PARAM_KEYS:
-        hint = _hint(kind, (*DISTRIBUTIONS, "values", "value"))
+        hint = did_you_mean(kind, (*DISTRIBUTIONS, "values", "value"))
         raise UserError(f"--param {text!r}: unknown distribution {kind!r}{hint}")
     else:
         parts = (rest or "").split(":") if rest else []
         keys = (
-            ("mu", "sigma")
-            if kind in _NORMALS
-            else ("a", "b")
-            if kind in _BETAS
-            else ("min", "max")
+            ("mu", "sigma") if kind in NORMALS else ("a", "b") if kind in BETAS else ("min", "max")
         )
         keys += ("q",) if kind.startswith("q_") else ()
         if len(parts) < 2 or len(parts) > len(keys):
@@ -1161,10 +797,10 @@ def _flag_param(text: str) -> tuple[str, dict[str, Any]]:
         spec = {"distribution": kind}
         for key, part in zip(keys, parts, strict=False):
             value = _scalar(part.strip())
-            if not _is_number(value):
+            if not is_number(value):
                 raise UserError(f"--param {text!r}: {key} {part!r} is not a number")
             spec[key] = value
-    _param(name, spec, ("parameters", name), _Reader(f"--param {text!r}"))
+    param(name, spec, ("parameters", name), SweepSource(f"--param {text!r}"))
     return name, spec
 
 
@@ -1181,22 +817,6 @@ def _scalar(text: str) -> Any:
     if lowered in ("null", "none"):
         return None
     return text
-
-
-# small helpers -----------------------------------------------------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _hint(word: Any, known: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _kind(value: Any) -> str:
