@@ -1,9 +1,8 @@
 """Ending trials from outside the process that runs them.
 
 Used when a worker died (its trial would otherwise stay RUNNING until the heartbeat grace
-period ends) and by the control plane's fail-trial. The state change goes through Optuna's
-storage API, which refuses to touch a trial that has already finished, so a worker that ends
-its trial at the same moment wins cleanly.
+period ends) and by the control plane's fail-trial. A trial that has already finished is never
+touched, so a worker that ends its trial at the same moment wins cleanly.
 """
 
 from __future__ import annotations
@@ -21,28 +20,39 @@ if TYPE_CHECKING:
     import optuna
 
 
-def fail_trial(study: optuna.Study, engine: sa.Engine, trial_id: int, reason: str) -> bool:
-    """FAIL a running trial with the reason; False when it had already finished.
+def fail_trial(engine: sa.Engine, trial_id: int, reason: str) -> bool:
+    """FAIL a running (or waiting) trial with the reason; False when it had already finished.
 
-    The state changes first, through Optuna (which refuses a finished trial, so a worker that
-    ends the trial at the same moment wins cleanly); the reason is written after, straight into
-    Optuna's attribute tables, because Optuna allows no attribute on a finished trial.
+    The state and the reason change in one transaction, so no reader ever sees the trial FAIL
+    without its reason (a test caught a supervisor's FAIL read between the two). The update
+    only matches an unfinished trial: a worker that ends the trial at the same moment either
+    wins cleanly (nothing matches here) or finds it finished (Optuna refuses to tell it). The
+    reason goes straight into Optuna's attribute tables, as Optuna allows no attribute on a
+    finished trial; the values are what ``set_trial_state_values`` would write.
     """
-    import optuna
+    import datetime as dt
+
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
 
-    try:
-        if not study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-            return False
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
+    trials = models.TrialModel.__table__
     value = json.dumps(reason)
     with engine.begin() as con:
+        ended = con.execute(
+            trials.update()
+            .where(
+                trials.c.trial_id == trial_id,
+                trials.c.state.in_([TrialState.RUNNING, TrialState.WAITING]),
+            )
+            .values(state=TrialState.FAIL, datetime_complete=dt.datetime.now())
+        ).rowcount
+        if not ended:
+            return False
         for table, key in (
             (models.TrialSystemAttributeModel.__table__, attrs.OPTUNA_FAIL_REASON),
             (models.TrialUserAttributeModel.__table__, attrs.FAIL_REASON),
         ):
+            con.execute(table.delete().where(table.c.trial_id == trial_id, table.c.key == key))
             con.execute(table.insert().values(trial_id=trial_id, key=key, value_json=value))
     return True
 
@@ -90,7 +100,7 @@ def fail_running_of_worker(
     instead of waiting for the heartbeat grace period; returns how many trials were failed."""
     failed = 0
     for trial_id in running_trials_of_worker(engine, study._study_id, worker_id):
-        if fail_trial(study, engine, trial_id, reason):
+        if fail_trial(engine, trial_id, reason):
             failed += 1
             if retry:
                 requeue(study, engine, study._storage.get_trial(trial_id), retry)

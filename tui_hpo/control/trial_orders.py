@@ -172,7 +172,7 @@ def order_fail(
     pid = trial.worker.pid if trial.worker else trial.pid
     if host == here or host is None:
         # FAIL first: the supervisor that sees its worker die then finds the trial ended
-        fail_trial(study, engine, trial.trial_id, reason)
+        fail_trial(engine, trial.trial_id, reason)
         killed = (
             trial.worker is not None
             and trial.worker.pid != os.getpid()

@@ -177,7 +177,7 @@ class Supervisor:
         self.child.wait()
         for request_id, trial_id, number in orders:
             reason = "failed on request (fail-trial): worker process killed by its supervisor"
-            done = ending.fail_trial(self.study(), self.engine, trial_id, reason)
+            done = ending.fail_trial(self.engine, trial_id, reason)
             outcome = f"worker pid {self.child.pid} killed, replacement started"
             trial_orders.mark_order_done(
                 self.engine, request_id, outcome if done else "already ended"
@@ -228,7 +228,7 @@ class Supervisor:
         self.child.wait()
         reason = f"trial timed out after {limit:g} s (--trial-timeout): worker process killed"
         for trial_id in running_trials_of_worker(self.engine, self.study_id, self.worker_id):
-            ending.fail_trial(self.study(), self.engine, trial_id, reason)
+            ending.fail_trial(self.engine, trial_id, reason)
         log.warning("trial %d ran past %g s; worker pid %d killed", number, limit, self.child.pid)
 
     def _after_death(self, code: int) -> None:

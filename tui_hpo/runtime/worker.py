@@ -294,7 +294,7 @@ class Worker:
         except Exception as exc:
             reason = f"could not start: {type(exc).__name__}: {exc}"
             retrying(
-                lambda: ending.fail_trial(self.study, self.engine, trial_id, reason),
+                lambda: ending.fail_trial(self.engine, trial_id, reason),
                 "failing a trial that could not start",
             )
             raise
