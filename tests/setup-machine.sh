@@ -9,6 +9,7 @@
 #   pgbouncer        transaction pooling in front of a test server (the tests start their own)
 #   slurm-wlm munge  a single-node Slurm cluster (this machine, 2 CPUs shared by up to 8 tasks,
 #                    4 fake GPUs) that the Slurm tests submit real job arrays to
+#   chromium         the browser that loads `tui-hpo serve` (headless, driven by Playwright)
 #
 # Missing Debian packages are installed when this runs as root with apt-get; otherwise it says
 # in one line which are missing and how to install them, and fails. Then it starts what is not
@@ -28,6 +29,7 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
   need+=(slurm-wlm)
 [[ -x /usr/sbin/munged ]] || need+=(munge)
 [[ -x /usr/sbin/pgbouncer ]] || command -v pgbouncer >/dev/null || need+=(pgbouncer)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
 
 fresh_postgres=0
 if ((${#need[@]})); then

@@ -20,7 +20,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_hpo.control import local_workers, orders, queueing, registry, trial_orders
@@ -154,6 +156,29 @@ def check_setting(kind: str, name: str, kwargs: str | None) -> Any:
     return make(name, parse_kwargs(kwargs, f"{kind} kwargs"))
 
 
+def check_objective(text: str, cwd: Path) -> None:
+    """The launch's own check of an objective (MODULE:FUNCTION, FILE.py:FUNCTION or a sweep
+    file, which must exist): what the new-study form checks as the user types."""
+    from tui_hpo.runtime.objectives import parse_spec
+
+    parse_spec(text, cwd=cwd)
+
+
+def check_directions(text: str) -> None:
+    """The launch's check of ``--direction`` (minimize or maximize, comma-separated)."""
+    from tui_hpo.runtime.objectives import parse_directions
+
+    parse_directions([text])
+
+
+def check_hosts(text: str) -> None:
+    """The launch's check of ``--hosts``; a form that asks for hosts needs at least one."""
+    from tui_hpo.runtime.remote import parse_hosts
+
+    if not parse_hosts(text):
+        raise UserError("hosts: give at least one, as host:workers,host:workers")
+
+
 def _set_setting(s: Steered, kind: str, name: str, kwargs: str | None) -> Outcome:
     spec = check_setting(kind, name, kwargs)  # checked before anything is stored
     orders.set_setting(s.engine, s.study_id, kind, spec)
@@ -193,6 +218,78 @@ def enqueue(s: Steered, params: str) -> Outcome:
     values = check_params(params)
     queueing.enqueue(s.optuna_study(), s.engine, values)
     return s.said("enqueue", f"queued {json.dumps(values)}", params=values)
+
+
+# notes and tags -----------------------------------------------------------------------------------
+
+
+def _trial_id(s: Steered, number: int | None) -> int | None:
+    """The id of trial ``number`` (None: the study itself), or one line when there is none."""
+    from tui_hpo.control import tags
+
+    return None if number is None else tags.trial_id_of(s.engine, s.study_id, number)
+
+
+def read_note(s: Steered, number: int | None = None) -> Outcome:
+    """The note of the study (``number`` None) or of trial ``number``, shared with
+    optuna-dashboard. Its message is the text as it is, with no ``STUDY: `` in front, so that
+    ``tui-hpo note S > note.md`` keeps it."""
+    from tui_hpo.control import notes
+
+    trial_id = _trial_id(s, number)
+    with s.engine.connect() as con:
+        found = notes.read_note(con, s.study_id, trial_id)
+    return Outcome("note", s.name, found.body, {"trial": number, "version": found.version})
+
+
+def note(s: Steered, number: int | None, text: str) -> Outcome:
+    """Save ``text`` as the note of the study (``number`` None) or of trial ``number``, where
+    optuna-dashboard keeps notes (it shows it, and its edits show here); empty text clears it."""
+    from tui_hpo.control import notes
+
+    trial_id = _trial_id(s, number)
+    if not text.strip():
+        text = ""  # blank lines only: cleared, as it says, not a note of blanks
+    saved = notes.write_note(s.engine, s.study_id, trial_id, text)
+    whose = "study note" if number is None else f"note of trial {number}"
+    lines = len(text.splitlines())
+    said = (
+        f"{whose} saved ({lines} line{'' if lines == 1 else 's'}, {len(text)} characters)"
+        if text.strip()
+        else f"{whose} cleared"
+    )
+    return s.said("note", said, trial=number, version=saved.version)
+
+
+def tag(s: Steered, number: int, names: list[str]) -> Outcome:
+    """Add tags to trial ``number`` (any state): filter them with ``tag = NAME``."""
+    return _retag(s, "tag", number, names)
+
+
+def untag(s: Steered, number: int, names: list[str]) -> Outcome:
+    """Remove tags from trial ``number``."""
+    return _retag(s, "untag", number, names)
+
+
+def _retag(s: Steered, verb: str, number: int, names: list[str]) -> Outcome:
+    from tui_hpo.control import tags
+
+    wanted = tags.check_tags(names)  # checked before the storage is opened
+    trial_id = tags.trial_id_of(s.engine, s.study_id, number)
+    change = {"add": wanted} if verb == "tag" else {"remove": wanted}
+    before, after = tags.change_tags(s.engine, trial_id, **change)
+    if verb == "tag":
+        done = [t for t in wanted if t not in before]
+        text = f"tagged {', '.join(done)}" if done else f"already tagged {', '.join(wanted)}"
+    else:
+        done = [t for t in wanted if t in before]
+        text = f"untagged {', '.join(done)}" if done else f"has no tag {', '.join(wanted)}"
+    return s.said(
+        verb,
+        f"trial {number} {text} (tags: {', '.join(after) or 'none'})",
+        trial=number,
+        tags=after,
+    )
 
 
 # workers ------------------------------------------------------------------------------------------
@@ -408,3 +505,98 @@ def launch(target: StorageURL, form: NewStudy) -> Outcome:
     else:
         text = f"launched {form.workers} worker(s)"
     return Outcome("launch", form.study, f"{form.study}: {text}", {})
+
+
+# copying and deleting studies -------------------------------------------------------------------
+
+
+def copy_study(
+    s: Steered, new_name: str, *, filter_text: str | None = None, to: StorageURL | None = None
+) -> Outcome:
+    """Copy the study as a new one, ``new_name``, with only the trials ``filter_text`` matches
+    (the app's filter language; none: every trial), into this storage or ``to``: how bad
+    trials are dropped, since Optuna can't delete one. Trials are renumbered from 0 in order.
+
+    Checked before anything is written, cheapest first: the name, the filter's syntax, the
+    source study, the filter against it (it must match a trial), then the destination (it must
+    answer and not hold a study of that name)."""
+    from tui_hpo.control import study_copies
+    from tui_hpo.data import selection
+    from tui_hpo.storage.engines import check_reachable, open_storage
+
+    study_copies.check_name(new_name)
+    text = (filter_text or "").strip()
+    if text:
+        selection.check(text)
+    elsewhere = to is not None and to.url != s.target.url
+    if elsewhere:
+        assert to is not None
+        check_reachable(to, must_exist=False)  # a dead server is one line before the work
+    chosen = None
+    if text:
+        picked = selection.select(s.engine, s.study_id, text)
+        if not picked.trial_ids:
+            raise UserError(
+                f"filter {text!r} matches none of the {picked.total} trials of {s.name!r}: "
+                "nothing copied"
+            )
+        chosen = picked.trial_ids
+    else:
+        s.study_id  # noqa: B018 - the one-line "no study named" first
+    if elsewhere:
+        assert to is not None
+        engine = open_storage(to).engine
+        where = to.masked
+    else:
+        engine = s.engine
+        where = "this storage"
+    try:
+        study_copies.check_absent(engine, new_name, where)
+        done = study_copies.copy_study(s.engine, s.study_id, engine, new_name, chosen)
+    finally:
+        if elsewhere:
+            engine.dispose()
+    into = f" in {to.masked}" if elsewhere and to is not None else ""
+    numbers = f", renumbered 0-{done.trials - 1} in their order" if done.trials else ""
+    return s.said(
+        "copy-study",
+        f"copied {done.trials} of {done.source_trials} trials to {new_name!r}{into}{numbers} "
+        "(attrs naming a trial number, like tui_hpo.retry_of, keep the old numbers)",
+        copy=new_name,
+        study_id=done.study_id,
+        trials=done.trials,
+        source_trials=done.source_trials,
+        rows=done.rows,
+    )
+
+
+def delete_study(
+    s: Steered, *, force: bool = False, confirm: Callable[[str], bool] | None = None
+) -> Outcome:
+    """Delete the study for good: Optuna's rows and tui-hpo's own (orders, settings, workers,
+    Slurm jobs, trial orders, curves). Refused while workers of it are live, unless ``force``.
+    ``confirm`` is asked the question and may say no (nothing deleted), or raise a UserError
+    where there is no one to ask."""
+    from tui_hpo.control import study_deletion
+
+    live = registry.live_workers(s.engine, s.study_id)
+    if live and not force:
+        where = ", ".join(sorted({f"{w.host}:{w.pid}" for w in live})[:5])
+        raise UserError(
+            f"study {s.name!r} has {len(live)} live worker(s) ({where}): stop them first "
+            f"(tui-hpo stop {s.name}), or add --force"
+        )
+    trials = study_deletion.trial_count(s.engine, s.study_id)
+    question = f"Delete study {s.name!r} and its {trials} trial(s) for good?"
+    if confirm is not None and not confirm(question):
+        return s.said("delete-study", "not deleted", deleted=False)
+    done = study_deletion.delete_study(s.storage, s.study_id)
+    own = sum(done.tui_rows.values())
+    left = f"\n{len(live)} live worker(s) left running on a study that is gone" if live else ""
+    return s.said(
+        "delete-study",
+        f"deleted, with its {done.trials} trial(s) and {own} row(s) of tui-hpo's own{left}",
+        deleted=True,
+        trials=done.trials,
+        tui_rows=done.tui_rows,
+    )

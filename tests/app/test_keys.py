@@ -155,7 +155,7 @@ def test_new_study_form_rejects_bad_input_without_launching(sqlite_url: str, no_
                 ({"study": "bad", "workers": "x"}, "workers: 'x' is not a whole number"),
                 ({"study": "bad", "workers": "0"}, "workers must be at least 1"),
                 ({"study": "bad", "n_trials": "many"}, "n trials: 'many' is not a whole number"),
-                ({"study": "bad", "objective": "nocolon"}, "objective: expected module:function"),
+                ({"study": "bad", "objective": "nocolon"}, "expected MODULE:FUNCTION"),
                 ({"study": "bad", "sampler_kwargs": "{bad"}, "sampler kwargs is not valid JSON"),
                 ({"study": "bad", "pruner_kwargs": "[1]"}, "pruner kwargs must be a JSON object"),
                 ({"study": "bad", "pruner_kwargs": '{"nope": 1}'}, "rejects kwargs"),

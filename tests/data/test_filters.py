@@ -106,6 +106,8 @@ def frame() -> TrialFrame:
         host=_text(("gpu-box-1", "gpu-box-2"), [0, 0, 1, 1, 0, 1, -1, 0]),
         gpu=_text(("0", "1", "none"), [0, 1, 0, 2, 1, 0, -1, 0]),
         sampler=_text(("RandomSampler", "TPE(seed=1)"), [0, 1, 1, 1, 1, 0, -1, 1]),
+        # 0 bad, 1 bad+keep, 3 keep, 5 had tags and lost them ([]), 7 bad+keep; others: never
+        tags=_text(("bad", "bad,keep", "keep", ""), [0, 1, -1, 2, -1, 3, -1, 1]),
     )
 
 
@@ -204,6 +206,20 @@ CASES = [
     ("gpu == none", [3]),
     ("sampler == 'TPE(seed=1)'", [1, 2, 3, 4, 7]),
     ("sampler == RandomSampler", [0, 5]),
+    # tags: a set per trial; != and not in match untagged trials too
+    ("tag = bad", [0, 1, 7]),
+    ("tag == keep", [1, 3, 7]),
+    ("TAGS == 'keep'", [1, 3, 7]),
+    ("tag != bad", [2, 3, 4, 5, 6]),
+    ("tag != nothing", ALL),
+    ("tag in (bad, keep)", [0, 1, 3, 7]),
+    ("tag not in (bad, keep)", [2, 4, 5, 6]),
+    ("tag = bad and tag = keep", [1, 7]),
+    ("tag = bad and tag != keep", [0]),
+    ("not tag = bad", [2, 3, 4, 5, 6]),
+    ("bad == tag", [0, 1, 7]),
+    ("tag == ''", []),  # the empty label of a trial whose tags were all removed
+    ("tag = ba", []),  # whole tags only
     # quoted strings and their escapes
     ("note == 'it\\'s'", [0, 3, 7]),
     ('note == "it\'s"', [0, 3, 7]),
@@ -332,6 +348,7 @@ ERRORS = [
     ("x ! = 1", None, 3, "expected an operator"),
     ("host < gpu-box-1", None, 6, "'<' at 6 does not apply to host"),
     ("gpu >= 1", None, 5, "does not apply to gpu"),
+    ("tag < bad", None, 5, "'<' at 5 does not apply to tag (a tag)"),
     ("state < complete", None, 7, "does not apply to state"),
     ("state == 1", None, 10, "state compares with a state name"),
     ("state in (complete, 2)", None, 21, "state compares with a state name"),
@@ -402,8 +419,22 @@ def test_unknown_field_lists_the_fields() -> None:
         parse("lrr < 1", ["lr", "x", "y"])
     assert str(caught.value) == (
         "filter: unknown field 'lrr' at 1"
-        " (fields: number, state, value, duration, host, gpu, sampler, lr, x, y)"
+        " (fields: number, state, value, duration, host, gpu, sampler, tag, lr, x, y)"
     )
+
+
+def test_a_frame_without_tags_has_no_tagged_trial() -> None:
+    untagged = dataclasses.replace(FRAME, tags=None)
+    assert not parse("tag = bad").mask(untagged, now=NOW).any()
+    assert parse("tag != bad").mask(untagged, now=NOW).all()
+
+
+def test_a_param_called_tag_is_reached_in_backticks() -> None:
+    tagged = dataclasses.replace(
+        FRAME, params={"tag": _param("tag", IntDistribution(0, 9), [1, 2, 3, 4, 5, 6, 7, 8])}
+    )
+    assert list(tagged.number[parse("`tag` > 6").mask(tagged, now=NOW)]) == [6, 7]
+    assert list(tagged.number[parse("tag = bad").mask(tagged, now=NOW)]) == [0, 1, 7]
 
 
 def test_unknown_state_lists_the_states() -> None:

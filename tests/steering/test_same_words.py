@@ -18,7 +18,7 @@ from optuna.trial import create_trial
 from textual.pilot import Pilot
 from textual.widgets import Select
 
-from tests.app.pilot import NotingApp, fill, open_study, run, submit_form, until
+from tests.app.pilot import NotingApp, fill, open_study, prompt, run, submit_form, until
 from tui_hpo.app.screens.forms import ConfirmScreen, SettingForm
 from tui_hpo.app.screens.study import StudyScreen
 
@@ -50,7 +50,8 @@ def noted(app: NotingApp, since: int) -> str:
     prefix that an error carries in the app (the CLI's carries ``error: ``)."""
     message = app.notes[since][0]
     head, _, rest = message.partition(": ")
-    return rest if head in ("prune-trial", "fail-trial", "scale", "enqueue") else message
+    verbs = ("prune-trial", "fail-trial", "scale", "enqueue", "tag", "untag", "note")
+    return rest if head in verbs else message
 
 
 async def press(pilot: Pilot[Any], app: NotingApp, *keys: str) -> str:
@@ -67,6 +68,24 @@ async def form(pilot: Pilot[Any], app: NotingApp, key: str, fill_in: Callable[[]
     fill_in()
     await submit_form(pilot, "kwargs" if isinstance(app.screen, SettingForm) else "params")
     await until(pilot, lambda: len(app.notes) > before, f"a notification after {key}")
+    return noted(app, before)
+
+
+async def typed(pilot: Pilot[Any], app: NotingApp, key: str, value: str) -> str:
+    """What the app said after a one-line prompt opened by ``key`` got ``value``."""
+    before = len(app.notes)
+    await prompt(pilot, key, value)
+    await until(pilot, lambda: len(app.notes) > before, f"a notification after {key}")
+    return noted(app, before)
+
+
+async def noted_note(pilot: Pilot[Any], app: NotingApp, value: str) -> str:
+    """What the app said after ``N``, typing ``value`` into the editor and ``ctrl+s``."""
+    before = len(app.notes)
+    await pilot.press("N")
+    await until(pilot, lambda: getattr(app.screen, "loaded", False), "the note editor")
+    await pilot.press(*value, "ctrl+s")
+    await until(pilot, lambda: len(app.notes) > before, "a notification after the note")
     return noted(app, before)
 
 
@@ -107,6 +126,14 @@ def test_every_verb_says_the_same_in_the_cli_and_the_app(cli: Cli, study: str) -
             pairs.append((cmd("enqueue", "s", "--params", bad), in_app))
 
             await pilot.press("home")  # trial 0, COMPLETE: nothing to prune or fail
+            tagged_in_app = await typed(pilot, app, "t", "good")
+            untagged_in_cli = cmd("untag", "s", "0", "good")
+            tagged_in_cli = cmd("tag", "s", "0", "good")
+            untagged_in_app = await typed(pilot, app, "t", "-good")
+            pairs += [(tagged_in_cli, tagged_in_app), (untagged_in_cli, untagged_in_app)]
+            pairs.append((cmd("tag", "s", "0", "a,b"), await typed(pilot, app, "t", "a,b")))
+            in_app = await noted_note(pilot, app, "hi")  # first: the editor opens on no note
+            pairs.append((cmd("note", "s", "0", "--set", "hi"), in_app))
             pairs.append((cmd("prune-trial", "s", "0"), await press(pilot, app, "x")))
             pairs.append((cmd("fail-trial", "s", "0"), await press(pilot, app, "X")))
             pairs.append((cmd("scale", "s", "2"), await press(pilot, app, "plus")))
@@ -120,6 +147,7 @@ def test_every_verb_says_the_same_in_the_cli_and_the_app(cli: Cli, study: str) -
 
             for in_cli, in_app in pairs:
                 assert in_cli == in_app
-                assert in_cli.startswith(("s: ", "trial 0 ", "param 'x'", "study 's'")), in_cli
+                starts = ("s: ", "trial 0 ", "param 'x'", "study 's'", "tag ")
+                assert in_cli.startswith(starts), in_cli
 
     run(scenario())

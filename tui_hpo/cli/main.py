@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from tui_hpo.cli import run, script, show, steer
+from tui_hpo.cli import export, run, script, serve, show, steer, studies
 from tui_hpo.cli.options import mask_own_title, storage_option, target
 from tui_hpo.errors import FAILURE, UserError, one_line
 
@@ -79,7 +79,10 @@ for command in (
     show.status,
     show.workers,
     show.logs,
+    export.export,
+    serve.serve,
     *steer.COMMANDS,
+    *studies.COMMANDS,
 ):
     cli.add_command(command)
 

@@ -4,6 +4,7 @@ progress bar shares with them (rich)."""
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tui_hpo.data.summaries import StudySummary
@@ -79,6 +80,9 @@ def print_status(storage: str, summaries: list[StudySummary], *, with_workers: b
             s.last_activity.strftime("%H:%M:%S") if s.last_activity else "-",
         )
     console.print(table)
+    for s in summaries:  # the first line of each study's note (optuna-dashboard's)
+        if s.note:
+            console.print(f"note {escape(s.name)}: {escape(s.note)}", soft_wrap=True)
     if with_workers:
         for s in summaries:
             print_workers(console, s)

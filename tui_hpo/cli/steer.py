@@ -110,6 +110,85 @@ def scale(study: str, storage: str | None, workers: int) -> None:
     _steer(storage, study, "scale", workers)
 
 
+@steering_command()
+@click.argument("trial", type=int)
+@click.argument("tags", nargs=-1)
+def tag(study: str, storage: str | None, trial: int, tags: tuple[str, ...]) -> None:
+    """Tag trial TRIAL of STUDY with TAGS (one word each: no blank, no comma), whatever its
+    state; the app's filter finds them with `tag = NAME`."""
+    _steer(storage, study, "tag", trial, list(tags))
+
+
+@steering_command()
+@click.argument("trial", type=int)
+@click.argument("tags", nargs=-1)
+def untag(study: str, storage: str | None, trial: int, tags: tuple[str, ...]) -> None:
+    """Remove TAGS from trial TRIAL of STUDY."""
+    _steer(storage, study, "untag", trial, list(tags))
+
+
+@steering_command()
+@click.argument("trial", type=int, required=False)
+@click.option("--set", "text", default=None, metavar="TEXT", help="Save TEXT as the note.")
+@click.option("--file", "path", default=None, metavar="FILE", help="Save FILE's text (- stdin).")
+@click.option("--edit", is_flag=True, help="Edit the note in $EDITOR, then save it.")
+def note(
+    study: str,
+    storage: str | None,
+    trial: int | None,
+    text: str | None,
+    path: str | None,
+    edit: bool,
+) -> None:
+    """Print the note of STUDY, or of its trial TRIAL; with --set, --file or --edit, save one.
+
+    Notes are optuna-dashboard's own (Markdown): a note written here shows there, and one
+    written there shows here. An empty text clears the note.
+    """
+    from tui_hpo import steering
+    from tui_hpo.errors import UserError
+
+    if sum((text is not None, path is not None, edit)) > 1:
+        raise UserError("give one of --set, --file and --edit")
+    steered = steering.Steered(target(storage), study)
+    if path is not None:
+        text = _read_text(path)
+    elif edit:
+        current = steering.read_note(steered, trial).message
+        edited = click.edit(current, extension=".md", require_save=True)
+        if edited is None:
+            click.echo(f"{study}: note not changed")
+            return
+        # an editor ends the file with a newline the note did not have
+        text = edited[:-1] if edited.endswith("\n") and not current.endswith("\n") else edited
+    if text is None:
+        body = steering.read_note(steered, trial).message
+        if body:
+            click.echo(body, nl=not body.endswith("\n"))
+        else:  # nothing on stdout, so `> note.md` gets an empty file
+            whose = "the study" if trial is None else f"trial {trial}"
+            click.echo(f"{study}: {whose} has no note", err=True)
+        return
+    click.echo(steering.note(steered, trial, text).message)
+
+
+def _read_text(path: str) -> str:
+    """A note's text from a file (``-``: stdin), or one line saying why it can't be read."""
+    import sys
+
+    from tui_hpo.errors import UserError
+
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise UserError(f"--file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--file {path}: not UTF-8 text") from None
+
+
 COMMANDS = (
     pause,
     resume,
@@ -122,4 +201,7 @@ COMMANDS = (
     enqueue,
     stop,
     scale,
+    tag,
+    untag,
+    note,
 )

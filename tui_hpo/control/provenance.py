@@ -46,12 +46,12 @@ def record_start(
     sys_attrs = models.TrialSystemAttributeModel.__table__
     with engine.begin() as con:
         # a trial queued again by --retry-failed carries the lost run's attrs: start clean,
-        # but for the link to that run
+        # but for the link to that run and the tags someone gave the trial while it waited
         con.execute(
             ua.delete().where(
                 ua.c.trial_id == trial_id,
                 ua.c.key.startswith(attrs.PREFIX),
-                ua.c.key != attrs.RETRY_OF,
+                ua.c.key.notin_((attrs.RETRY_OF, attrs.TAGS)),
             )
         )
         con.execute(

@@ -38,6 +38,11 @@ Fields:
   ``90``, ``90s``, ``5m`` (or ``5min``), ``2h``, ``1d``;
 - ``host``, ``gpu``, ``sampler``: text, compared with ``==``, ``!=``, ``in`` and ``not in``
   only, exactly (case matters; ``gpu == 0`` compares with the text ``0``);
+- ``tag`` (also ``tags``): the trial's tags (``tui-hpo tag``), with ``==``, ``!=``, ``in`` and
+  ``not in`` only, exactly: ``tag = bad`` matches trials that have the tag ``bad`` (among
+  others), ``tag in (bad, odd)`` those with either, ``tag != bad`` and ``tag not in (...)``
+  those with none of them, untagged trials included (a trial with no tag has an empty set of
+  tags, not a missing field);
 - any param by name. Names are letters, digits, ``_``, ``.`` and ``-`` (not first); put any
   other name in backticks, as in `lr/decay` < 0.1. A backticked name means the param of that
   name first, so a param called state is reached as `state`. Float and int params compare as
@@ -87,11 +92,12 @@ Filter: comparisons joined by and (&&), or (||), not (!) and ( ); blank shows al
   FIELD OP VALUE   OP: < <= > >= == != (= is ==)   also VALUE OP FIELD
   FIELD in (V, V, ...)   FIELD not in (V, ...)
 Fields: number (#, trial), state, value (value0, value1, values[1]) or the objective's
-  metric name (error), duration, host, gpu, sampler, any param by name (`odd/name`).
+  metric name (error), duration, host, gpu, sampler, tag, any param by name (`odd/name`).
 Values: 3  -2  .5  1e-3  inf   'text' "text" or bare words   true false
   durations: 90  90s  5m  2h  1d
 State names: running complete pruned fail waiting (any case).
 A trial missing the field never matches (not even !=); not (...) inverts that.
+tag = bad: trials tagged bad; tag != bad: the others, untagged ones included.
 Examples:
   lr < 1e-3 and state == complete
   state in (pruned, fail) or duration > 10m
@@ -107,8 +113,12 @@ MAX_DEPTH = 50
 REL_TOLERANCE = 1e-9
 """Relative difference under which ``==`` counts two real numbers as equal."""
 
-_BUILTIN_FIELDS = ("number", "state", "value", "duration", "host", "gpu", "sampler")
-_ALIASES = {name: name for name in _BUILTIN_FIELDS} | {"trial": "number", "#": "number"}
+_BUILTIN_FIELDS = ("number", "state", "value", "duration", "host", "gpu", "sampler", "tag")
+_ALIASES = {name: name for name in _BUILTIN_FIELDS} | {
+    "trial": "number",
+    "#": "number",
+    "tags": "tag",
+}
 _TEXT_FIELDS = ("host", "gpu", "sampler")
 _ORDER_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
@@ -735,6 +745,28 @@ def _text_matcher(cmp: _Cmp, key: str) -> _Matcher:
     return run
 
 
+def _tag_matcher(cmp: _Cmp) -> _Matcher:
+    """Whether a trial's tags hold any of the values (``==``, ``in``), or none of them
+    (``!=``, ``not in``: untagged trials too). Each label of the tags column is one trial's
+    sorted tags joined by commas, so the test runs once per distinct set of tags."""
+    _equality_only(cmp, "tag", "a tag")
+    wanted = {lit.raw if lit.kind == "num" else lit.text for lit in cmp.lits}
+    positive = cmp.op in ("==", "in")
+
+    def run(ctx: _Ctx) -> np.ndarray:
+        column = ctx.frame.tags
+        if column is None:
+            return np.full(len(ctx.frame), not positive, dtype=bool)
+        has = np.array(
+            [bool(label) and not wanted.isdisjoint(label.split(",")) for label in column.labels],
+            dtype=bool,
+        )
+        hit = _lookup(np.asarray(column.codes), has)  # code -1 (no tags): no hit
+        return hit if positive else ~hit
+
+    return run
+
+
 def _is_number(choice: object) -> bool:
     return isinstance(choice, (int, float, np.integer, np.floating)) and not isinstance(
         choice, (bool, np.bool_)
@@ -802,6 +834,8 @@ def _matcher(cmp: _Cmp, target: tuple[str, int] | str, frame: TrialFrame | None)
         return _state_matcher(cmp)
     if key in _TEXT_FIELDS:
         return _text_matcher(cmp, key)
+    if key == "tag":
+        return _tag_matcher(cmp)
     if key == "number":
         nums = _numbers(cmp, "number")
         return lambda ctx: _number_mask(ctx.frame.number, cmp.op, nums)

@@ -30,13 +30,13 @@ from tui_hpo.storage import attrs
 STATE_NAMES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
 STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
 UNFINISHED = (STATE_CODE["RUNNING"], STATE_CODE["WAITING"])
-ATTR_KEYS = {attrs.HOST: "host", attrs.GPU: "gpu", attrs.SAMPLER: "sampler"}
+ATTR_KEYS = {attrs.HOST: "host", attrs.GPU: "gpu", attrs.SAMPLER: "sampler", attrs.TAGS: "tags"}
 CHUNK = 900  # bound parameter lists stay under SQLite's 999-variable limit
 
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
-def _models() -> Any:
+def optuna_models() -> Any:
     from optuna.storages._rdb import models
 
     return models
@@ -53,7 +53,8 @@ def _ts(value: dt.datetime | str | None) -> float:
 
 @dataclass(frozen=True)
 class Categorical:
-    """A text column stored as codes into a list of labels (host, GPU, sampler)."""
+    """A text column stored as codes into a list of labels (host, GPU, sampler; tags, whose
+    labels are each trial's sorted tags joined by commas: a tag holds no comma)."""
 
     codes: np.ndarray
     labels: tuple[str, ...]
@@ -101,6 +102,13 @@ class TrialFrame:
     read_at: float = 0.0
     metric_names: tuple[str, ...] = ()
     """The objectives' names (``study.set_metric_names``); empty when the study has none."""
+    tags: Categorical | None = None
+    """Each trial's tags (``tui_hpo.tags``), as labels like ``bad,keep`` (code -1 or ``""``:
+    none). None: a frame made without them (tests), read as no trial having a tag."""
+
+    def tags_of(self, i: int) -> list[str]:
+        """The tags of the trial at row ``i``."""
+        return [] if self.tags is None or not self.tags[i] else self.tags[i].split(",")
 
     def __len__(self) -> int:
         return len(self.number)
@@ -138,7 +146,7 @@ class _Columns:
     TrialFrame when something changed. Everything is filled with numpy operations over whole
     result sets: a Python loop per trial is what makes 100,000 trials slow."""
 
-    TEXT = ("host", "gpu", "sampler")
+    TEXT = ("host", "gpu", "sampler", "tags")
 
     def __init__(self, n_objectives: int) -> None:
         self.n = 0
@@ -210,7 +218,7 @@ class _Columns:
         found = self._codes.get((key, value_json))
         if found is None:
             column = ATTR_KEYS[key]
-            label = _attr_text(key, value_json)
+            label = attr_text(key, value_json)
             labels = self.labels[column]
             if label not in labels:
                 labels.append(label)
@@ -226,7 +234,7 @@ def _assign(target: np.ndarray, rows: np.ndarray, new: np.ndarray) -> bool:
     return not bool(same.all())
 
 
-class _Concat:
+class GroupConcat:
     """``column`` -> one comma-joined string per group, in the dialect's own words."""
 
     def __init__(self, con: sa.Connection) -> None:
@@ -247,11 +255,11 @@ class _Concat:
         return sa.func.group_concat(expr, ",")
 
 
-def _ints(text: str) -> np.ndarray:
+def ints_of(text: str) -> np.ndarray:
     return np.array(text.split(","), dtype=np.int64)
 
 
-def _floats(text: str) -> np.ndarray:
+def floats_of(text: str) -> np.ndarray:
     return np.array(text.split(","), dtype=np.float64)
 
 
@@ -272,6 +280,10 @@ class StudyReader:
     """Trial ids below the newest seen that are read again on every poll: PostgreSQL can
     commit a lower id after a higher one, and such a trial must not be missed."""
 
+    RESCAN_ATTRS = 1024
+    """Likewise for user attr ids, when looking for changed tags (``_read_new_tags``): every
+    trial start writes several attrs, so the margin is wider."""
+
     def __init__(self, engine: sa.Engine, study_id: int, directions: Sequence[str]) -> None:
         self.engine = engine
         self.study_id = study_id
@@ -282,6 +294,9 @@ class StudyReader:
         self._frame: TrialFrame | None = None
         self._generation = 0
         self._metric_names: tuple[str, ...] = ()
+        self._attrs_from: int | None = None
+        """User attr ids from which changed tags are looked for (None: not yet read)."""
+        self._attrs_newest = 0
 
     # polling ---------------------------------------------------------------------------------
 
@@ -292,7 +307,7 @@ class StudyReader:
         (``group_concat``/``string_agg``) and is parsed by numpy: at 100,000 trials, building a
         Python row object per trial, param and attr costs more than the query itself.
         """
-        m = _models()
+        m = optuna_models()
         t = m.TrialModel.__table__
         lo = self._max_trial_id + 1 - (self.RESCAN if self._max_trial_id else 0)
         window = t.c.trial_id >= lo
@@ -305,7 +320,8 @@ class StudyReader:
             names = tuple(metric_names(con, self.study_id) or ())
             renamed = names != self._metric_names
             self._metric_names = names
-            join = _Concat(con)
+            join = GroupConcat(con)
+            attrs_seen, retagged = self._read_new_tags(con)
             row = con.execute(
                 sa.select(
                     join(t.c.trial_id),
@@ -316,13 +332,14 @@ class StudyReader:
                 ).where(t.c.study_id == self.study_id, window)
             ).one()
             if not row[0]:
-                if self._frame is None or renamed:
+                self._attrs_from = attrs_seen
+                if self._frame is None or renamed or retagged:
                     self._frame = self._build()
                 return self._frame
-            tid = _ints(row[0])
+            tid = ints_of(row[0])
             order = np.argsort(tid, kind="stable")
             tid = tid[order]
-            numbers = _ints(row[1])[order]
+            numbers = ints_of(row[1])[order]
             state = np.fromiter((STATE_CODE[x] for x in row[2].split(",")), np.int8)[order]
             start = _seconds(row[3].split(","))[order]
             end = _seconds(row[4].split(","))[order]
@@ -343,14 +360,15 @@ class StudyReader:
                 dirty = self._read_details(con, join, tid[touched])
         self._max_trial_id = max(self._max_trial_id, int(tid.max()))
         self._unfinished = tid[np.isin(state, UNFINISHED)]
-        if not moved and not dirty and not renamed and self._frame is not None:
+        self._attrs_from = attrs_seen
+        if not moved and not dirty and not renamed and not retagged and self._frame is not None:
             return self._frame
         self._frame = self._build()
         return self._frame
 
-    def _read_details(self, con: sa.Connection, join: _Concat, changed: np.ndarray) -> bool:
+    def _read_details(self, con: sa.Connection, join: GroupConcat, changed: np.ndarray) -> bool:
         """Values, params and provenance attrs of the changed trials; whether any differ."""
-        m = _models()
+        m = optuna_models()
         t = m.TrialModel.__table__
         v = m.TrialValueModel.__table__
         p = m.TrialParamModel.__table__
@@ -381,9 +399,9 @@ class StudyReader:
         ):
             if objective >= c.k:
                 continue
-            at = c.rows_of(_ints(ids))
-            value = _floats(vals)
-            code = _ints(kinds)
+            at = c.rows_of(ints_of(ids))
+            value = floats_of(vals)
+            code = ints_of(kinds)
             value[code == 1] = np.inf
             value[code == 2] = -np.inf
             ok = at >= 0
@@ -395,28 +413,67 @@ class StudyReader:
         ).all()
         self._load_distributions(con, [g[0] for g in groups if g[0] not in c.distributions])
         for name, ids, vals in groups:
-            at = c.rows_of(_ints(ids))
+            at = c.rows_of(ints_of(ids))
             ok = at >= 0
-            dirty |= _assign(c.param(name), at[ok], _floats(vals)[ok])
+            dirty |= _assign(c.param(name), at[ok], floats_of(vals)[ok])
         for key, value_json, ids in con.execute(
             scope(sa.select(ua.c.key, ua.c.value_json, join(ua.c.trial_id)), ua)
             .where(ua.c.key.in_(ATTR_KEYS))
             .group_by(ua.c.key, ua.c.value_json)
         ):
             column, code = c.text_code(key, value_json)
-            at = c.rows_of(_ints(ids))
+            at = c.rows_of(ints_of(ids))
             at = at[at >= 0]
             target = c.text[column]
             dirty |= bool((target[at] != code).any())
             target[at] = code
         return dirty
 
+    def _read_new_tags(self, con: sa.Connection) -> tuple[int, bool]:
+        """Tags changed since the last poll, on trials already read (finished ones included:
+        their details are not read again). ``control.tags`` writes each change as a new row, so
+        only user attr rows newer than the last poll's newest (less ``RESCAN_ATTRS``) need
+        looking at: a range of the primary key, cheap however many trials there are. Returns
+        where the next poll starts and whether any trial's tags changed. The first poll reads
+        no tags here: every trial is new then, and its details (tags included) are read."""
+        m = optuna_models()
+        t = m.TrialModel.__table__
+        ua = m.TrialUserAttributeModel.__table__
+        newest = int(
+            con.execute(sa.select(sa.func.max(ua.c.trial_user_attribute_id))).scalar() or 0
+        )
+        start = max(0, newest - self.RESCAN_ATTRS)
+        went_down, self._attrs_newest = newest < self._attrs_newest, newest
+        if self._attrs_from is None:
+            return start, False
+        if went_down:  # rows at the top were deleted (a study, say): SQLite reuses their ids
+            self._attrs_from = 0
+        c = self._cols
+        dirty = False
+        for trial_id, value_json in con.execute(
+            sa.select(ua.c.trial_id, ua.c.value_json)
+            .join(t, t.c.trial_id == ua.c.trial_id)
+            .where(
+                ua.c.trial_user_attribute_id > self._attrs_from,
+                ua.c.key == attrs.TAGS,
+                t.c.study_id == self.study_id,
+            )
+        ):
+            at = c.rows_of(np.array([trial_id], dtype=np.int64))
+            if at[0] < 0:
+                continue  # a trial not read yet: its details will be, tags included
+            _, code = c.text_code(attrs.TAGS, value_json)
+            if c.text["tags"][at[0]] != code:
+                c.text["tags"][at[0]] = code
+                dirty = True
+        return start, dirty
+
     def _load_distributions(self, con: sa.Connection, names: list[str]) -> None:
         if not names:
             return
         from optuna.distributions import json_to_distribution
 
-        m = _models()
+        m = optuna_models()
         t, p = m.TrialModel.__table__, m.TrialParamModel.__table__
         first = (
             sa.select(sa.func.min(p.c.param_id))
@@ -453,6 +510,7 @@ class StudyReader:
             host=Categorical(c.text["host"][:n][order], tuple(c.labels["host"])),
             gpu=Categorical(c.text["gpu"][:n][order], tuple(c.labels["gpu"])),
             sampler=Categorical(c.text["sampler"][:n][order], tuple(c.labels["sampler"])),
+            tags=Categorical(c.text["tags"][:n][order], tuple(c.labels["tags"])),
             generation=self._generation,
             read_at=time.time(),
             metric_names=self._metric_names,
@@ -465,7 +523,7 @@ class StudyReader:
         Optuna's table, and for multi-objective trials from tui-hpo's (``tables.curves``)."""
         from tui_hpo.storage import tables
 
-        m = _models()
+        m = optuna_models()
         iv = m.TrialIntermediateValueModel.__table__
         cv = tables.curves
         out: dict[int, dict[int, float]] = {tid: {} for tid in trial_ids}
@@ -487,8 +545,11 @@ class StudyReader:
         return {tid: sorted(points.items()) for tid, points in out.items()}
 
     def detail(self, trial_id: int) -> dict[str, Any]:
-        """Every attr of one trial: user attrs and system attrs, decoded."""
-        m = _models()
+        """Every attr of one trial (user attrs and system attrs, decoded) and its note (which
+        optuna-dashboard keeps among the study's system attrs, ``control.notes``)."""
+        from tui_hpo.control.notes import read_note
+
+        m = optuna_models()
         ua = m.TrialUserAttributeModel.__table__
         sa_ = m.TrialSystemAttributeModel.__table__
         with self.engine.connect() as con:
@@ -504,7 +565,8 @@ class StudyReader:
                     sa.select(sa_.c.key, sa_.c.value_json).where(sa_.c.trial_id == trial_id)
                 )
             }
-        return {"user_attrs": user, "system_attrs": system}
+            note = read_note(con, self.study_id, trial_id).body
+        return {"user_attrs": user, "system_attrs": system, "note": note}
 
 
 def _intermediate(value: float | None, value_type: str) -> float:
@@ -515,7 +577,11 @@ def _intermediate(value: float | None, value_type: str) -> float:
     return math.nan if value is None else value
 
 
-def _attr_text(key: str, value_json: str) -> str:
+def attr_text(key: str, value_json: str) -> str:
+    if key == attrs.TAGS:
+        from tui_hpo.control.tags import decode
+
+        return ",".join(decode(value_json))
     value = json.loads(value_json)
     if key == attrs.SAMPLER and isinstance(value, dict):
         from tui_hpo.control.specs import Spec
@@ -526,7 +592,7 @@ def _attr_text(key: str, value_json: str) -> str:
 
 def schema_supported(engine: sa.Engine) -> bool:
     """Whether the storage's Optuna schema is the one this reader was written against."""
-    m = _models()
+    m = optuna_models()
     vi = m.VersionInfoModel.__table__
     try:
         with engine.connect() as con:

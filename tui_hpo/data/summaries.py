@@ -16,6 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from tui_hpo.control import registry
+from tui_hpo.control.notes import study_note_lines
 from tui_hpo.control.orders import read_orders
 from tui_hpo.control.specs import Spec
 from tui_hpo.data.analysis import front_mask
@@ -50,6 +51,8 @@ class StudySummary:
     """The objectives' names (``study.set_metric_names``), when the study has them."""
     recent_failures: list[tuple[int, str | None]] = field(default_factory=list)
     """(number, fail reason) of the study's last failed trials, newest first."""
+    note: str | None = None
+    """The first line of the study's note (optuna-dashboard's, ``control.notes``), if any."""
 
     @property
     def n_trials(self) -> int:
@@ -93,6 +96,7 @@ class StudySummary:
             "recent_failures": [
                 {"trial": number, "reason": reason} for number, reason in self.recent_failures
             ],
+            "note": self.note,
         }
 
 
@@ -282,6 +286,7 @@ def summarize(con: sa.Connection, study_id: int, name: str, *, queue: bool = Fal
         by_sampler=counts_by_sampler(con, study_id),
         metric_names=metric_names(con, study_id),
         recent_failures=recent_failures(con, study_id),
+        note=next(iter(study_note_lines(con, study_id)), None),
     )
 
 

@@ -217,6 +217,8 @@ RESERVED_NAMES = (
     "host",
     "gpu",
     "sampler",
+    "tag",
+    "tags",
 )
 """Words the filter language already means something by: no objective may be called so."""
 

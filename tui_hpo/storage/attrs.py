@@ -12,7 +12,9 @@ User attrs, so the ``optuna`` CLI and optuna-dashboard show them beside the user
 - ``tui_hpo.retry_of``: on a trial queued again after SIGTERM cut its first run short
   (preemption, ``scancel``), the number of that run;
 - ``tui_hpo.output``, ``tui_hpo.exit_code``: a command trial's output file (stdout and stderr,
-  on the machine in ``tui_hpo.host``) and its program's exit code.
+  on the machine in ``tui_hpo.host``) and its program's exit code;
+- ``tui_hpo.tags``: the trial's tags, a sorted list of strings (``tui-hpo tag``, ``t`` in the
+  app); written on finished trials too (``control.tags``).
 
 A study user attr:
 
@@ -39,6 +41,8 @@ OPTUNA_FAIL_REASON = "fail_reason"
 OUTPUT = PREFIX + "output"
 """A command trial's output file (stdout and stderr), on the machine that ran it."""
 EXIT_CODE = PREFIX + "exit_code"
+TAGS = PREFIX + "tags"
+"""The trial's tags: a sorted list of distinct one-word strings (``control.tags``)."""
 TARGET_REACHED = PREFIX + "target_reached"
 """On the study: the trial whose value reached the sweep's ``metric.target`` (the search stopped
 there, so a budget left unspent is no failure)."""

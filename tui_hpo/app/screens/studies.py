@@ -1,10 +1,15 @@
-"""The first screen: every study in the storage, refreshed every few seconds."""
+"""The first screen: every study in the storage, refreshed every few seconds.
+
+On a storage with no study yet the table alone is an empty grid that says nothing; a short
+text says how to start one (the form, a shell command, the demo) until a poll finds one.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,8 +21,33 @@ from tui_hpo.app.format import age_text
 from tui_hpo.app.messages import ActionDone, StorageDown, StudiesLoaded
 from tui_hpo.data.session import Session, StudyRow
 from tui_hpo.errors import one_line
+from tui_hpo.storage.urls import resolve_url
 
 POLL_S = 2.0
+
+
+def empty_hint(url: str, masked: str) -> str:
+    """How to start a study, for a storage that has none. The shell commands name the app's
+    storage unless it is the one a bare ``tui-hpo launch`` here would use anyway."""
+    lines = [
+        "[b]No study in this storage yet.[/b] Start one:",
+        "",
+        "  [b]n[/b]  here: a form (objective, sampler, pruner, trials, workers)",
+        "",
+        "  or from a shell, in the folder of your script:",
+        "    tui-hpo launch train.py:objective --n-trials 100 --workers 2",
+        "    tui-hpo launch --sweep sweep.yaml   [dim](a W&B sweep file)[/dim]",
+    ]
+    if url != resolve_url(None):
+        lines.append(f"    [dim]with[/dim] --storage {escape(masked)} [dim](this one)[/dim]")
+    lines += [
+        "",
+        "  or try the demo, in a checkout of tui-hpo:",
+        "    make demo   [dim](digits with torch, 2 workers)[/dim]",
+        "",
+        "[dim]A study shows up here as soon as it exists.[/dim]",
+    ]
+    return "\n".join(lines)
 
 
 def best_cell(row: StudyRow) -> str:
@@ -30,6 +60,9 @@ def best_cell(row: StudyRow) -> str:
 
 
 class StudiesScreen(Screen[None]):
+    DEFAULT_CSS = """
+    StudiesScreen #empty-hint { padding: 1 2; height: auto; }
+    """
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="Open the highlighted study", priority=True),
         Binding("n", "new_study", "New study", tooltip="Create a study and launch its workers"),
@@ -40,6 +73,7 @@ class StudiesScreen(Screen[None]):
         yield Static("", id="banner")
         yield Static("", id="title")
         yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="empty-hint")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -56,7 +90,10 @@ class StudiesScreen(Screen[None]):
             "workers",
             "last activity",
         )
-        self.query_one("#title", Static).update(f"tui-hpo · {tui_app(self).target.masked}")
+        target = tui_app(self).target
+        self.query_one("#title", Static).update(f"tui-hpo · {target.masked}")
+        self.query_one("#empty-hint", Static).update(empty_hint(target.url, target.masked))
+        self.query_one("#empty-hint").display = False  # until a poll says there is no study
         self.query_one("#banner").display = False
         table.focus()
         self.poll()
@@ -81,6 +118,7 @@ class StudiesScreen(Screen[None]):
 
     def on_studies_loaded(self, message: StudiesLoaded) -> None:
         self.query_one("#banner").display = False
+        self.query_one("#empty-hint").display = not message.rows
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear()

@@ -29,6 +29,7 @@ from tui_hpo import steering
 from tui_hpo.app.context import tui_app
 from tui_hpo.app.messages import ActionDone, SnapshotLoaded, StorageDown
 from tui_hpo.app.screens import forms
+from tui_hpo.app.screens.note import NoteScreen
 from tui_hpo.app.widgets.detail_pane import DetailPane
 from tui_hpo.app.widgets.front_pane import FrontPane
 from tui_hpo.app.widgets.header import StudyHeader
@@ -55,7 +56,7 @@ PANE_TITLES = {
     "log": "6 log",
 }
 FILTER_HINT = (
-    "fields: number state value values[i] duration host gpu sampler and params; and/or/not; "
+    "fields: number state value values[i] duration host gpu sampler tag and params; and/or/not; "
     "empty shows all"
 )
 
@@ -84,6 +85,8 @@ class StudyScreen(Screen[None]):
         Binding("r", "reverse", "Reverse", show=False, tooltip="Reverse the sort order"),
         Binding("g", "jump", "Go to #", tooltip="Jump to a trial number"),
         Binding("c", "compare", "Compare", tooltip="Pin the selected trial's curve"),
+        Binding("t", "tag", "Tag", tooltip="Tag the selected trial (-name removes a tag)"),
+        Binding("N", "note", "Note", tooltip="Edit the selected trial's note (optuna-dashboard's)"),
         Binding("a", "axes", "Axes", show=False, tooltip="Next pair of objectives to plot"),
         Binding("left_square_bracket", "front_step(-1)", "Prev front", show=False),
         Binding("right_square_bracket", "front_step(1)", "Next front", show=False),
@@ -329,6 +332,7 @@ class StudyScreen(Screen[None]):
     def on_action_done(self, message: ActionDone) -> None:
         tui_app(self).report(message)
         self.poll()
+        self._refresh_selected()  # a note is no part of the frame: read the pane's trial again
 
     def action_pause(self) -> None:
         if self.snapshot is not None:
@@ -417,6 +421,53 @@ class StudyScreen(Screen[None]):
 
         question = f"Stop every worker of {self.study}? They finish their trial."
         self.app.push_screen(forms.ConfirmScreen(question), done)
+
+    def action_tag(self) -> None:
+        """Prompt for one tag: ``name`` adds it, ``-name`` removes it; the verb checks it
+        (an empty tag, a blank or a comma in it: a notification)."""
+        number = self._selected_number(need_running=False)
+        snap = self.snapshot
+        i = self._selected()
+        if number is None or snap is None or i is None:
+            return
+        now = ", ".join(snap.frame.tags_of(i)) or "none"
+
+        def done(text: object) -> None:
+            if text is None:
+                return
+            word = str(text).strip()
+            if word.startswith("-"):
+                self.steer(steering.untag, number, [word[1:]])
+            else:
+                self.steer(steering.tag, number, [word])
+
+        prompt = forms.PromptScreen(
+            f"Tag trial {number}",
+            "",
+            "bad",
+            f"tags now: {now} · a word adds that tag, -word removes it; filter: tag = word",
+        )
+        self.app.push_screen(prompt, done)
+
+    def action_note(self) -> None:
+        """Edit the selected trial's note. The editor reads it afresh (it may have changed in
+        optuna-dashboard) and saving goes through ``steering.note`` in a thread worker."""
+        number = self._selected_number(need_running=False)
+        if number is None:
+            return
+        session, study = self.session, self.study
+
+        def load() -> str:  # in the editor's thread worker
+            steered = steering.Steered(
+                session.target, study, storage=session.storage, study_id=session.study_id(study)
+            )
+            return steering.read_note(steered, number).message
+
+        def done(text: object) -> None:
+            if isinstance(text, str):
+                self.steer(steering.note, number, text)
+
+        self.app.push_screen(NoteScreen(f"Note of trial {number} ({study})", load), done)
 
     def action_back(self) -> None:
         self.app.pop_screen()

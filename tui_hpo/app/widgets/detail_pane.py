@@ -27,6 +27,25 @@ from tui_hpo.storage import attrs
 MAX_PINNED = 6
 
 
+NOTE_LINES = 3
+"""Lines of a trial's note shown in the pane; ``N`` opens the whole note."""
+
+
+def note_lines(note: str, width: int = 200) -> list[str]:
+    """The first non-blank lines of a trial's note, as pane lines (markup escaped), and how
+    many more there are: a note may run to pages, the pane has a dozen lines."""
+    shown = [line.rstrip() for line in note.splitlines() if line.strip()]
+    if not shown:
+        return []
+    out = [
+        ("[b]note[/]    " if k == 0 else "        ") + escape(line[:width])
+        for k, line in enumerate(shown[:NOTE_LINES])
+    ]
+    if len(shown) > NOTE_LINES:
+        out.append(f"        [dim]... {len(shown) - NOTE_LINES} more line(s) (N opens it)[/]")
+    return out
+
+
 class DetailPane(Container):
     @dataclass
     class TrialOutputChosen(Message):
@@ -107,6 +126,10 @@ class DetailPane(Container):
             f"params  {params}",
             f"ran on  {where}  sampler {f.sampler[i] or '-'}",
         ]
+        tags = user.get(attrs.TAGS)
+        if isinstance(tags, list) and tags:
+            lines.append(f"tags    {escape(', '.join(str(t) for t in tags))}")
+        lines += note_lines(str(message.detail.get("note") or ""))
         reason = user.get("tui_hpo.fail_reason") or system.get("fail_reason")
         if reason:
             lines.append(f"[red]fail reason[/] {escape(str(reason))}")

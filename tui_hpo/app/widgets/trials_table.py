@@ -93,6 +93,8 @@ def columns_for(frame: TrialFrame) -> list[Column]:
         Column("gpu", "gpu", 4, right=False),
         Column("sampler", "sampler", 10, right=False),
     ]
+    if frame.tags is not None and any(frame.tags.labels):  # only once a trial has a tag
+        cols.append(Column("tags", "tags", 12, right=False))
     return cols
 
 
@@ -135,6 +137,8 @@ def cell_text(frame: TrialFrame, column: Column, i: int, now: float) -> str:
         return frame.gpu[i]
     if key == "sampler":
         return frame.sampler[i]
+    if key == "tags" and frame.tags is not None:
+        return frame.tags[i]
     return ""
 
 
@@ -155,7 +159,9 @@ def sort_keys(frame: TrialFrame, key: str, now: float) -> np.ndarray:
         return frame.params[key[6:]].values
     if key == "duration":
         return frame.duration(now)
-    cat = {"host": frame.host, "gpu": frame.gpu, "sampler": frame.sampler}[key]
+    cat = {"host": frame.host, "gpu": frame.gpu, "sampler": frame.sampler, "tags": frame.tags}[key]
+    if cat is None:
+        return np.full(len(frame), np.nan)
     return np.where(cat.codes >= 0, cat.codes, np.nan).astype(np.float64)
 
 

@@ -1,0 +1,115 @@
+"""The note editor: a trial's (or a study's) note in a text area, saved with ``ctrl+s``.
+
+The note is read when the editor opens, not taken from what the trial pane last showed: it may
+have been edited in optuna-dashboard since. Reading it is I/O, so a thread worker runs the
+caller's ``load`` (a steering read) and posts ``NoteLoaded``; until then the text area is
+read-only. Saving only hands the text back (``dismiss``): the caller saves it through the
+steering verb in a thread worker, whose outcome comes back as a notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static, TextArea
+
+from tui_hpo.errors import UserError, one_line
+
+
+@dataclass
+class NoteLoaded(Message, bubble=False):
+    """The note as stored (``text``), or the one line saying why it could not be read."""
+
+    text: str | None
+    error: str | None = None
+
+
+class NoteScreen(ModalScreen[str | None]):
+    """A multi-line editor of one note; dismisses with the text to save, or None."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "save", "Save", priority=True),
+    ]
+    DEFAULT_CSS = """
+    NoteScreen { align: center middle; }
+    NoteScreen > Vertical {
+        width: 90; max-width: 100%; height: 22; max-height: 100%;
+        border: round $accent; background: $surface; padding: 0 1;
+    }
+    NoteScreen Label.title { text-style: bold; width: 100%; }
+    NoteScreen TextArea { height: 1fr; }
+    NoteScreen .help { color: $text-muted; height: auto; }
+    NoteScreen .buttons { height: 1; align-horizontal: right; }
+    NoteScreen Button { min-width: 10; margin-left: 1; }
+    """
+
+    def __init__(self, title: str, load: Callable[[], str]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.load = load
+        """Reads the note; runs in a thread worker."""
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            yield TextArea("", read_only=True, id="note-text", soft_wrap=True)
+            yield Static(
+                "Markdown, shared with optuna-dashboard · ctrl+s saves · escape cancels · "
+                "empty clears the note",
+                classes="help",
+            )
+            yield Horizontal(
+                Button("Save", variant="primary", compact=True, id="save"),
+                Button("Cancel", compact=True, id="cancel"),
+                classes="buttons",
+            )
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).loading = True
+        self._read(self.load)
+
+    @work(thread=True, exclusive=True, group="note", exit_on_error=False)
+    def _read(self, load: Callable[[], str]) -> None:
+        try:
+            text = load()
+        except UserError as exc:
+            self.post_message(NoteLoaded(None, exc.message))
+            return
+        except Exception as exc:  # a storage error: one line, the app stays up
+            self.post_message(NoteLoaded(None, one_line(exc, limit=200)))
+            return
+        self.post_message(NoteLoaded(text))
+
+    def on_note_loaded(self, message: NoteLoaded) -> None:
+        area = self.query_one(TextArea)
+        area.loading = False
+        if message.text is None:
+            self.app.notify(f"note: {message.error}", severity="error", timeout=10)
+            self.dismiss(None)
+            return
+        area.load_text(message.text)
+        area.read_only = False
+        self.loaded = True
+        area.focus()
+
+    def action_save(self) -> None:
+        if self.loaded:  # never save over a note not read yet
+            self.dismiss(self.query_one(TextArea).text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.dismiss(None)
