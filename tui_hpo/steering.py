@@ -242,16 +242,24 @@ def read_note(s: Steered, number: int | None = None) -> Outcome:
     return Outcome("note", s.name, found.body, {"trial": number, "version": found.version})
 
 
-def note(s: Steered, number: int | None, text: str) -> Outcome:
+def note(s: Steered, number: int | None, text: str, expected_version: int | None = None) -> Outcome:
     """Save ``text`` as the note of the study (``number`` None) or of trial ``number``, where
-    optuna-dashboard keeps notes (it shows it, and its edits show here); empty text clears it."""
+    optuna-dashboard keeps notes (it shows it, and its edits show here); empty text clears it.
+    An editor passes the version it read (``expected_version``): a note saved by someone else
+    since then is not overwritten, as optuna-dashboard's editor refuses it too."""
     from tui_hpo.control import notes
 
     trial_id = _trial_id(s, number)
     if not text.strip():
         text = ""  # blank lines only: cleared, as it says, not a note of blanks
-    saved = notes.write_note(s.engine, s.study_id, trial_id, text)
     whose = "study note" if number is None else f"note of trial {number}"
+    try:
+        saved = notes.write_note(s.engine, s.study_id, trial_id, text, expected_version)
+    except notes.StaleNote as exc:
+        raise UserError(
+            f"the {whose} was saved elsewhere since it was opened (version {exc.found}, "
+            f"read at {exc.expected}): nothing saved; open it again"
+        ) from None
     lines = len(text.splitlines())
     said = (
         f"{whose} saved ({lines} line{'' if lines == 1 else 's'}, {len(text)} characters)"

@@ -281,6 +281,68 @@ def test_another_address_is_warned_about(study_storage: str, tmp_path: Path) -> 
             server.kill()
 
 
+def test_other_origins_and_host_names_are_refused(
+    served: tuple[Served, int], tmp_path: Path
+) -> None:
+    """A page on another site can't open the app's websocket (it would steer the search), and
+    a loopback server answers no other host name (DNS rebinding); the server's own page and
+    its websocket, by any loopback name, still work."""
+    import http.client
+
+    server, port = served
+    server.wait_serving()
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+    }
+
+    def status(path: str, headers: dict[str, str]) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read().decode(errors="replace")
+        finally:
+            connection.close()
+
+    here = f"127.0.0.1:{port}"
+    code, body = status("/ws", {**upgrade, "Host": here, "Origin": "http://evil.example"})
+    assert code == 403 and "evil.example" in body
+    code, body = status("/", {"Host": f"evil.example:{port}"})
+    assert code == 403 and "loopback" in body
+    rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    assert status("/ws", {**upgrade, **rebound})[0] == 403
+    assert not server.ui_children()  # no refused request started an app
+
+    assert status("/", {"Host": f"localhost:{port}"})[0] == 200
+    assert status("/", {"Host": here})[0] == 200
+    code, _ = status("/ws", {**upgrade, "Host": here, "Origin": f"http://{here}"})
+    assert code == 101
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "bound", "local", "refused"),
+    [
+        ("127.0.0.1:8000", "http://127.0.0.1:8000", "127.0.0.1", True, False),
+        ("localhost:9000", "http://localhost:9000", "127.0.0.1", True, False),  # ssh -L 9000
+        ("[::1]:8000", None, "127.0.0.1", True, False),
+        ("gpu-box:8000", None, "gpu-box", True, False),  # --host gpu-box (127.0.1.1)
+        ("evil.example:8000", "http://evil.example:8000", "127.0.0.1", True, True),
+        ("127.0.0.1:8000", "http://evil.example", "127.0.0.1", True, True),
+        ("127.0.0.1:8000", "http://127.0.0.1:8001", "127.0.0.1", True, True),
+        ("gpu-box.lab:8000", "http://gpu-box.lab:8000", "0.0.0.0", False, False),
+        ("gpu-box.lab:8000", "http://evil.example", "0.0.0.0", False, True),
+    ],
+)
+def test_refusal(host: str, origin: str | None, bound: str, local: bool, refused: bool) -> None:
+    from tui_hpo.cli.serve import refusal
+
+    assert (refusal(host, origin, bound, local) is not None) is refused
+
+
 def test_the_password_stays_out_of_every_command_line(postgres_url: str, tmp_path: Path) -> None:
     secret_url = postgres_url.replace("postgres@", f"postgres:{SECRET}@", 1)
     port = free_port()

@@ -158,6 +158,48 @@ def test_an_empty_note_clears_it(storage: optuna.storages.RDBStorage) -> None:
         assert notes.study_note_lines(con, study._study_id) == []
 
 
+def test_a_save_over_a_newer_note_is_refused(storage: optuna.storages.RDBStorage) -> None:
+    """The app's editor saves with the version it read: a note someone saved meanwhile (here
+    in optuna-dashboard) is not overwritten, and the one line says to open it again."""
+    from tui_hpo import steering
+
+    study = _study(storage, "s")
+    trial = _trial(study, 1)
+    steered = steering.Steered(parse_url(str(storage.engine.url)), "s", storage=storage)
+    read = steering.read_note(steered, 1)
+    assert read.details["version"] == 0
+    save_note(trial, "theirs")
+    with pytest.raises(UserError, match="saved elsewhere since it was opened.*open it again"):
+        steering.note(steered, 1, "mine", expected_version=0)
+    assert get_note(trial) == "theirs"
+    done = steering.note(steered, 1, "mine", expected_version=1)
+    assert done.details["version"] == 2 and get_note(trial) == "mine"
+
+
+def test_first_saves_at_once_each_get_a_version(storage: optuna.storages.RDBStorage) -> None:
+    """Savers that all find no note yet: none fails on the unique key, and each save is one
+    version (the note ends as the last one saved)."""
+    import threading
+
+    study = _study(storage, "s")
+    trial_id = _trial(study, 0)._trial_id
+    start = threading.Barrier(6)
+    saved: list[int] = []
+
+    def save(i: int) -> None:
+        start.wait()
+        saved.append(notes.write_note(storage.engine, study._study_id, trial_id, f"v{i}").version)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(saved) == [1, 2, 3, 4, 5, 6]
+    with storage.engine.connect() as con:
+        assert notes.read_note(con, study._study_id, trial_id).version == 6
+
+
 def test_first_lines() -> None:
     note = notes.Note("\n\n  # Title  \n\nbody " + "y" * 300 + "\nthird\n", 3)
     assert note.first_lines(1) == ["# Title"]
@@ -319,3 +361,28 @@ def test_the_frame_reader_sees_tags_change_on_finished_trials(
     frame = reader.poll()
     assert frame.tags_of(5) == ["late"] and frame.host[5] == "box"
     assert reader.poll() is frame
+
+
+def test_first_taggings_at_once_add_up(storage: optuna.storages.RDBStorage) -> None:
+    import threading
+
+    study = _study(storage, "s")
+    trial_id = _trial(study, 2)._trial_id
+    start = threading.Barrier(5)
+    failed: list[BaseException] = []
+
+    def tag(i: int) -> None:
+        start.wait()
+        try:
+            tags.change_tags(storage.engine, trial_id, add=[f"t{i}"])
+        except BaseException as exc:  # noqa: BLE001 - the test reports it below
+            failed.append(exc)
+
+    threads = [threading.Thread(target=tag, args=(i,)) for i in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failed == []
+    with storage.engine.connect() as con:
+        assert tags.read_tags(con, trial_id) == ["t0", "t1", "t2", "t3", "t4"]

@@ -439,3 +439,33 @@ def test_trial_notes_follow_their_trials(
             if k.startswith("dashboard:")
         }
         assert notes == {f"dashboard:{new}:note_ver": 1, f"dashboard:{new}:note_str:0": f"n{two}"}
+
+
+def test_trial_notes_into_a_storage_whose_ids_overlap(
+    storage: optuna.storages.RDBStorage,
+    storage_url: str,
+    source: optuna.Study,
+    tmp_path: Path,
+) -> None:
+    """Into another storage the new trial ids shift by what it holds already, so a note's new
+    key can be the key another source note has still: every note ends on its own trial."""
+    other = f"sqlite:///{tmp_path / 'padded.db'}"
+    pad = optuna.create_study(study_name="pad", storage=other)
+    pad.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    src = optuna.load_study(study_name="src", storage=storage_url)
+    for trial in src.trials:
+        tid = trial._trial_id
+        storage.set_study_system_attr(src._study_id, f"dashboard:{tid}:note_ver", 1)
+        storage.set_study_system_attr(
+            src._study_id, f"dashboard:{tid}:note_str:0", f"#{trial.number}"
+        )
+    steering.copy_study(steered(storage, storage_url, "src"), "moved", to=parse_url(other))
+    there = optuna.storages.RDBStorage(other)
+    try:
+        copy = optuna.load_study(study_name="moved", storage=there)
+        attrs = there.get_study_system_attrs(copy._study_id)
+        for trial in copy.trials:
+            assert attrs[f"dashboard:{trial._trial_id}:note_str:0"] == f"#{trial.number}"
+        assert sum(k.startswith("dashboard:") for k in attrs) == 2 * len(copy.trials)
+    finally:
+        there.engine.dispose()

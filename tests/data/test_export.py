@@ -59,6 +59,8 @@ def _fill(study: optuna.Study, n: int = 12) -> None:
             {"name": "random", "kwargs": {"seed": 0}} if i < 4 else {"name": "tpe", "kwargs": {}},
         )
         trial.set_user_attr("note", [1, "two", {"three": 3.0}] if i == 1 else f"run {i}")
+        if i % 5 == 0:  # as control.tags writes them: a sorted list
+            trial.set_user_attr(attrs.TAGS, ["bad", "keep"] if i == 5 else ["keep"])
         if i % 4 == 0:
             trial.set_user_attr("score", i * 0.5)
         if i == 5:
@@ -226,6 +228,8 @@ FILTERS = [
         ),
     ),
     ("number > 1000", lambda df: df.number > 1000),
+    ("tag == keep", lambda df: df.number.isin([0, 5, 10])),
+    ("tag != bad and state == complete", lambda df: (df.number != 5) & (df.state == "COMPLETE")),
 ]
 
 

@@ -115,7 +115,37 @@ def ui_command(study: str | None) -> list[str]:
     return words
 
 
-def make_server(command: list[str], host: str, port: int) -> Any:
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _host_name(netloc: str) -> str:
+    """``host`` of ``host:port`` (``[::1]:8000`` → ``::1``), lower case."""
+    name = netloc.strip().lower()
+    if name.startswith("["):
+        return name[1 : name.find("]")] if "]" in name else name[1:]
+    return name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+
+
+def refusal(request_host: str, origin: str | None, bound: str, local_only: bool) -> str | None:
+    """Why a request must be refused, or None.
+
+    A websocket is not bound by the same-origin policy: any page the user has open could
+    otherwise connect to the port and steer the search, so its Origin must be this server.
+    On a loopback bind the Host must also be a loopback name (or the one given with --host),
+    which shuts out DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 sends
+    Host and Origin evil.example, both of which agree with each other.
+    """
+    if local_only and _host_name(request_host) not in LOOPBACK_NAMES | {bound.lower()}:
+        return f"refused: {request_host!r} is not this machine's loopback name"
+    if origin is not None:
+        from urllib.parse import urlsplit
+
+        if urlsplit(origin).netloc.lower() != request_host.lower():
+            return f"refused: a page from {origin} may not open this app"
+    return None
+
+
+def make_server(command: list[str], host: str, port: int, local_only: bool = True) -> Any:
     """textual-serve's server, changed where tui-hpo needs it otherwise (built here so that
     ``tui-hpo --help`` never imports aiohttp):
 
@@ -125,7 +155,9 @@ def make_server(command: list[str], host: str, port: int) -> Any:
     - each session's app runs without a shell, in a session of its own, so Ctrl-C in the
       terminal reaches ``serve`` alone, which then quits every app in turn (textual-serve waits
       for open websockets for a minute, and leaves that to aiohttp);
-    - one start-up line instead of a banner, warnings only in the log.
+    - one start-up line instead of a banner, warnings only in the log;
+    - a page or websocket from another origin (or, on a loopback bind, another host name) is
+      refused, see ``refusal``.
     """
     import asyncio
     import logging
@@ -155,8 +187,12 @@ def make_server(command: list[str], host: str, port: int) -> Any:
 
         async def stop(self) -> None:
             """Quit the app, and wait for its process to be gone: a process still being
-            waited for when the loop closes leaves asyncio complaining at exit."""
-            await super().stop()
+            waited for when the loop closes leaves asyncio complaining at exit. An app that
+            ignores quit doesn't hold this up past the grace period: it is killed."""
+            try:
+                await asyncio.wait_for(super().stop(), STOP_GRACE_S)
+            except asyncio.TimeoutError:
+                pass
             process = self._process
             if process is None or process.returncode is not None:
                 return
@@ -192,6 +228,9 @@ def make_server(command: list[str], host: str, port: int) -> Any:
             await asyncio.gather(*(end(ws, service) for ws, service in list(self.sessions)))
 
         async def handle_index(self, request: web.Request) -> web.StreamResponse:
+            refused = refusal(request.host, None, host, local_only)
+            if refused:
+                raise web.HTTPForbidden(text=refused)
             base = f"{request.scheme}://{request.host}"
             ws_base = ("wss:" if request.scheme == "https" else "ws:") + base.split(":", 1)[1]
             context = {
@@ -203,6 +242,9 @@ def make_server(command: list[str], host: str, port: int) -> Any:
             return aiohttp_jinja2.render_template("app_index.html", request, context)
 
         async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+            refused = refusal(request.host, request.headers.get("Origin"), host, local_only)
+            if refused:
+                raise web.HTTPForbidden(text=refused)
             websocket = web.WebSocketResponse(heartbeat=15)
             width = _size(request.query.get("width"), 80)
             height = _size(request.query.get("height"), 24)
@@ -265,7 +307,9 @@ def end_children() -> None:
     stop cut short) is terminated, then killed: ``serve`` leaves no ``tui-hpo ui`` behind."""
     import psutil
 
-    children = psutil.Process().children(recursive=True)
+    # direct children only: a worker that a browser session launched is a grandchild in a
+    # session of its own, and it must outlive ``serve`` as it outlives ``ui``
+    children = psutil.Process().children(recursive=False)
     for child in children:
         try:
             child.terminate()
@@ -313,7 +357,7 @@ def serve(host: str, port: str, study: str | None, storage: str | None) -> None:
     check_free(host, number, addresses)
     # the children read the storage from here; OPTUNA_STORAGE ranks below it
     os.environ["TUI_HPO_STORAGE"] = where.url
-    server = make_server(ui_command(study), host, number)
+    server = make_server(ui_command(study), host, number, local_only=is_local(addresses))
     which = f", study {study}" if study is not None else ""
     click.echo(
         f"serving the tui-hpo app on {where.masked}{which} at {open_url(host, number)} "

@@ -14,8 +14,8 @@ refuses attrs on a finished trial, but never on a study):
 A trial's note is keyed by its ``trial_id``, not its number. We write the same keys with the
 same values (JSON, as Optuna's storage writes any attr), so a note saved here shows in the
 dashboard and one saved there shows here. We write straight into Optuna's table, in one
-transaction per save, so no reader ever sees half of an edit (the dashboard writes each key in
-a transaction of its own).
+transaction per save (savers take turns), so no reader ever sees half of an edit (the
+dashboard writes each key in a transaction of its own).
 """
 
 from __future__ import annotations
@@ -105,23 +105,47 @@ def read_note(con: sa.Connection, study_id: int, trial_id: int | None = None) ->
     return _from_rows(rows, trial_id)
 
 
-def write_note(engine: sa.Engine, study_id: int, trial_id: int | None, body: str) -> Note:
+class StaleNote(Exception):
+    """The note's version is not the one its editor read: someone saved it meanwhile."""
+
+    def __init__(self, expected: int, found: int) -> None:
+        super().__init__(f"note version {found}, expected {expected}")
+        self.expected = expected
+        self.found = found
+
+
+def write_note(
+    engine: sa.Engine,
+    study_id: int,
+    trial_id: int | None,
+    body: str,
+    expected_version: int | None = None,
+) -> Note:
     """Save ``body`` as the note of the study (``trial_id`` None) or of one of its trials, as
     optuna-dashboard's ``save_note`` does: the version goes up by one, the pieces are written,
     pieces left over from a longer note become ``""``. An empty body clears the note (as the
-    dashboard's editor does). Returns the note as saved."""
+    dashboard's editor does). Returns the note as saved.
+
+    ``expected_version``: the version the text was read at; any other stored version raises
+    ``StaleNote`` and writes nothing. Savers at once take turns (``study_transaction``), so
+    each save is one version, the first ones included."""
+    from tui_hpo.storage.locks import study_transaction
+
     table = _table()
     pieces = split(body, trial_id)
     prefix = piece_prefix(trial_id)
-    with engine.begin() as con:
+    with study_transaction(engine, study_id) as con:
         rows = dict(
             con.execute(
-                sa.select(table.c.key, table.c.value_json)
-                .where(table.c.study_id == study_id, _keys_of(table, trial_id))
-                .with_for_update()  # two savers at once: each gets its own version
+                sa.select(table.c.key, table.c.value_json).where(
+                    table.c.study_id == study_id, _keys_of(table, trial_id)
+                )
             ).all()
         )
-        version = _from_rows(rows, trial_id).version + 1
+        stored = _from_rows(rows, trial_id).version
+        if expected_version is not None and stored != expected_version:
+            raise StaleNote(expected_version, stored)
+        version = stored + 1
         wanted = {version_key(trial_id): json.dumps(version)}
         wanted.update({key: json.dumps(text) for key, text in pieces.items()})
         for key in rows:

@@ -133,7 +133,7 @@ def copy_study(
             with source.connect() as src:
                 return _copy(src, study_id, out, name, chosen, chunk)
     except sa.exc.IntegrityError as exc:  # the name taken since check_absent
-        if "study_name" in str(exc) or "unique" in str(exc).lower():
+        if "study_name" in str(exc):  # not any unique key: another one is a bug to show
             raise UserError(
                 f"a study named {name!r} already exists: pick another name (nothing copied)"
             ) from None
@@ -167,39 +167,39 @@ def _copy_here(con: sa.Connection, study_id: int, name: str, chosen: set[int] | 
     ]
     kept = [t for t in source_ids if chosen is None or t in chosen]
     # the source's trial id of each new number, then the new trial id of each source one
+    # (dropped here on success; after a failure the rollback takes them, and a DROP on an
+    # aborted PostgreSQL transaction would hide the error that aborted it)
     numbers = _scratch(con, "number", "old_id")
     ids = _scratch(con, "old_id", "new_id")
-    try:
-        _write(con, numbers, ["number", "old_id"], list(enumerate(kept)))
-        _analyze(con, numbers)
-        rows["trials"] = _insert_select(
+    _write(con, numbers, ["number", "old_id"], list(enumerate(kept)))
+    _analyze(con, numbers)
+    rows["trials"] = _insert_select(
+        con,
+        trials,
+        {"number": numbers.c.number, "study_id": sa.literal(new_id)},
+        [],
+        join=(numbers, numbers.c.old_id == trials.c.trial_id),
+        order_by=numbers.c.number,  # new ids in number order, the order Optuna reads them
+    )
+    made = dict(
+        con.execute(
+            sa.select(trials.c.number, trials.c.trial_id).where(trials.c.study_id == new_id)
+        ).all()
+    )
+    id_map = {t: made[n] for n, t in enumerate(kept)}
+    _write(con, ids, ["old_id", "new_id"], list(id_map.items()))
+    _move_trial_notes(con, new_id, id_map)
+    _analyze(con, ids)
+    for table in trial_tables():
+        rows[table.name] = _insert_select(
             con,
-            trials,
-            {"number": numbers.c.number, "study_id": sa.literal(new_id)},
+            table,
+            {"trial_id": ids.c.new_id},
             [],
-            join=(numbers, numbers.c.old_id == trials.c.trial_id),
-            order_by=numbers.c.number,  # new ids in number order, the order Optuna reads them
+            join=(ids, ids.c.old_id == table.c.trial_id),
         )
-        made = dict(
-            con.execute(
-                sa.select(trials.c.number, trials.c.trial_id).where(trials.c.study_id == new_id)
-            ).all()
-        )
-        id_map = {t: made[n] for n, t in enumerate(kept)}
-        _write(con, ids, ["old_id", "new_id"], list(id_map.items()))
-        _move_trial_notes(con, new_id, id_map)
-        _analyze(con, ids)
-        for table in trial_tables():
-            rows[table.name] = _insert_select(
-                con,
-                table,
-                {"trial_id": ids.c.new_id},
-                [],
-                join=(ids, ids.c.old_id == table.c.trial_id),
-            )
-    finally:
-        numbers.drop(con)
-        ids.drop(con)
+    numbers.drop(con)
+    ids.drop(con)
     return Copied(new_id, len(kept), len(source_ids), rows)
 
 
@@ -210,13 +210,17 @@ TRIAL_NOTE = re.compile(r"dashboard:(\d+):(note_ver|note_str:\d+)")
 
 def _move_trial_notes(con: sa.Connection, study_id: int, id_map: dict[int, int]) -> None:
     """Trial notes are keyed by trial id, so the copied study attrs name the source's trials:
-    give a kept trial's note its new id, and drop the notes of trials left out."""
+    give a kept trial's note its new id, and drop the notes of trials left out.
+
+    Two passes, through a key no note has: renaming in place could give trial 5's note the
+    key ``dashboard:7:...`` while trial 7's is still there (one key per study is unique)."""
     a = optuna_models().StudySystemAttributeModel.__table__
     found = con.execute(
         sa.select(a.c.study_system_attribute_id, a.c.key).where(
             a.c.study_id == study_id, a.c.key.like("dashboard:%:note%")
         )
     ).all()
+    moved: list[tuple[int, str]] = []
     for row_id, key in found:
         match = TRIAL_NOTE.fullmatch(key)
         if match is None:
@@ -226,7 +230,10 @@ def _move_trial_notes(con: sa.Connection, study_id: int, id_map: dict[int, int])
         if new is None:
             con.execute(a.delete().where(where))
         else:
-            con.execute(a.update().where(where).values(key=f"dashboard:{new}:{match[2]}"))
+            con.execute(a.update().where(where).values(key=f"tui_hpo.moving:{row_id}"))
+            moved.append((row_id, f"dashboard:{new}:{match[2]}"))
+    for row_id, key in moved:
+        con.execute(a.update().where(a.c.study_system_attribute_id == row_id).values(key=key))
 
 
 def _scratch(con: sa.Connection, key: str, value: str) -> sa.Table:

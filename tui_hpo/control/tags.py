@@ -100,15 +100,22 @@ def change_tags(
     engine: sa.Engine, trial_id: int, *, add: Iterable[str] = (), remove: Iterable[str] = ()
 ) -> tuple[list[str], list[str]]:
     """Add and remove tags of one trial, in one transaction; returns (tags before, after).
-    The row is written again (a new id, see above) only when the tags changed."""
+    The row is written again (a new id, see above) only when the tags changed. Taggers of one
+    study take turns (``study_transaction``): two first taggings at once, which both find no
+    row to lock, add up instead of one failing on the other's unique (trial, key)."""
     from optuna.storages._rdb import models
 
+    from tui_hpo.storage.locks import study_transaction
+
     ua = models.TrialUserAttributeModel.__table__
-    with engine.begin() as con:
+    trials = models.TrialModel.__table__
+    with engine.connect() as con:
+        study_id = con.execute(
+            sa.select(trials.c.study_id).where(trials.c.trial_id == trial_id)
+        ).scalar_one()
+    with study_transaction(engine, study_id) as con:
         old_json = con.execute(
-            sa.select(ua.c.value_json)
-            .where(ua.c.trial_id == trial_id, ua.c.key == attrs.TAGS)
-            .with_for_update()
+            sa.select(ua.c.value_json).where(ua.c.trial_id == trial_id, ua.c.key == attrs.TAGS)
         ).scalar()
         before = decode(old_json)
         after = sorted((set(before) | set(add)) - set(remove))

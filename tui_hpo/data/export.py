@@ -102,7 +102,8 @@ class _Numbers:
     def json(self, rows: np.ndarray) -> Sequence[str]:
         values = self.values[rows].astype(np.float64)
         bad = ~np.isfinite(values)
-        if self.integer:
+        # an int column with a gap anywhere is float64 in pandas, so 3.0 (as in ``csv``)
+        if self.integer and not np.isnan(self.values).any():
             text = np.where(bad, 0, values).astype(np.int64).astype(str).astype(object)
         else:
             text = values.astype(str).astype(object)
@@ -479,6 +480,7 @@ def read_table(engine: sa.Engine, study_id: int) -> TrialTable:
         host=_label_column(user.get(attrs.HOST, []), attrs.HOST, n),
         gpu=_label_column(user.get(attrs.GPU, []), attrs.GPU, n),
         sampler=sampler,
+        tags=_label_column(user.get(attrs.TAGS, []), attrs.TAGS, n),
         metric_names=metric_names,
     )
     return TrialTable(tuple(names), tuple(columns), frame, np.arange(n))

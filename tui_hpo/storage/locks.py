@@ -74,3 +74,25 @@ def study_lock(engine: sa.Engine, study_id: int) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def study_transaction(engine: sa.Engine, study_id: int) -> Iterator[sa.Connection]:
+    """One transaction that no other writer of the study's shared rows (notes, tags) runs
+    beside: on a server the study's row is locked first (the lock Optuna's own
+    ``create_new_trial`` takes), on SQLite the side file is, since SQLite reads outside any
+    transaction until the first write and so can't make a read-then-write atomic by itself.
+    Two savers that both find no row yet to lock wait for each other here, instead of one
+    failing on the other's unique key."""
+    if engine.dialect.name == "sqlite":
+        with study_lock(engine, study_id), engine.begin() as con:
+            yield con
+        return
+    from optuna.storages._rdb import models
+
+    studies = models.StudyModel.__table__
+    with engine.begin() as con:
+        con.execute(
+            sa.select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
+        )
+        yield con

@@ -25,14 +25,25 @@ from tui_hpo.errors import UserError, one_line
 
 @dataclass
 class NoteLoaded(Message, bubble=False):
-    """The note as stored (``text``), or the one line saying why it could not be read."""
+    """The note as stored (``text``, at ``version``), or the one line saying why it could not
+    be read."""
 
     text: str | None
+    version: int = 0
     error: str | None = None
 
 
-class NoteScreen(ModalScreen[str | None]):
-    """A multi-line editor of one note; dismisses with the text to save, or None."""
+@dataclass(frozen=True)
+class NoteEdit:
+    """What the editor hands back: the text to save, and the version it was read at, so that
+    a save over someone else's newer one is refused (as optuna-dashboard's editor does)."""
+
+    text: str
+    version: int
+
+
+class NoteScreen(ModalScreen[NoteEdit | None]):
+    """A multi-line editor of one note; dismisses with the edit to save, or None."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -51,12 +62,13 @@ class NoteScreen(ModalScreen[str | None]):
     NoteScreen Button { min-width: 10; margin-left: 1; }
     """
 
-    def __init__(self, title: str, load: Callable[[], str]) -> None:
+    def __init__(self, title: str, load: Callable[[], tuple[str, int]]) -> None:
         super().__init__()
         self.title_text = title
         self.load = load
-        """Reads the note; runs in a thread worker."""
+        """Reads the note and its version; runs in a thread worker."""
         self.loaded = False
+        self.version = 0
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -78,16 +90,16 @@ class NoteScreen(ModalScreen[str | None]):
         self._read(self.load)
 
     @work(thread=True, exclusive=True, group="note", exit_on_error=False)
-    def _read(self, load: Callable[[], str]) -> None:
+    def _read(self, load: Callable[[], tuple[str, int]]) -> None:
         try:
-            text = load()
+            text, version = load()
         except UserError as exc:
-            self.post_message(NoteLoaded(None, exc.message))
+            self.post_message(NoteLoaded(None, error=exc.message))
             return
         except Exception as exc:  # a storage error: one line, the app stays up
-            self.post_message(NoteLoaded(None, one_line(exc, limit=200)))
+            self.post_message(NoteLoaded(None, error=one_line(exc, limit=200)))
             return
-        self.post_message(NoteLoaded(text))
+        self.post_message(NoteLoaded(text, version))
 
     def on_note_loaded(self, message: NoteLoaded) -> None:
         area = self.query_one(TextArea)
@@ -99,11 +111,12 @@ class NoteScreen(ModalScreen[str | None]):
         area.load_text(message.text)
         area.read_only = False
         self.loaded = True
+        self.version = message.version
         area.focus()
 
     def action_save(self) -> None:
         if self.loaded:  # never save over a note not read yet
-            self.dismiss(self.query_one(TextArea).text)
+            self.dismiss(NoteEdit(self.query_one(TextArea).text, self.version))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

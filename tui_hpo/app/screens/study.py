@@ -29,7 +29,7 @@ from tui_hpo import steering
 from tui_hpo.app.context import tui_app
 from tui_hpo.app.messages import ActionDone, SnapshotLoaded, StorageDown
 from tui_hpo.app.screens import forms
-from tui_hpo.app.screens.note import NoteScreen
+from tui_hpo.app.screens.note import NoteEdit, NoteScreen
 from tui_hpo.app.widgets.detail_pane import DetailPane
 from tui_hpo.app.widgets.front_pane import FrontPane
 from tui_hpo.app.widgets.header import StudyHeader
@@ -457,15 +457,16 @@ class StudyScreen(Screen[None]):
             return
         session, study = self.session, self.study
 
-        def load() -> str:  # in the editor's thread worker
+        def load() -> tuple[str, int]:  # in the editor's thread worker
             steered = steering.Steered(
                 session.target, study, storage=session.storage, study_id=session.study_id(study)
             )
-            return steering.read_note(steered, number).message
+            found = steering.read_note(steered, number)
+            return found.message, int(found.details["version"])
 
-        def done(text: object) -> None:
-            if isinstance(text, str):
-                self.steer(steering.note, number, text)
+        def done(edit: NoteEdit | None) -> None:
+            if edit is not None:
+                self.steer(steering.note, number, edit.text, expected_version=edit.version)
 
         self.app.push_screen(NoteScreen(f"Note of trial {number} ({study})", load), done)
 
