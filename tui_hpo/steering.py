@@ -515,7 +515,26 @@ def launch(target: StorageURL, form: NewStudy) -> Outcome:
     return Outcome("launch", form.study, f"{form.study}: {text}", {})
 
 
-# copying and deleting studies -------------------------------------------------------------------
+# exporting, copying and deleting studies ----------------------------------------------------------
+
+
+def export(s: Steered, path: str, *, filter_text: str = "") -> Outcome:
+    """Write the trials ``filter_text`` matches (what the app's table shows) to ``path``, as
+    CSV or JSON by its extension, in the columns of ``tui-hpo export``. The name and the filter
+    are checked before the storage is read; the file is replaced whole or not at all."""
+    from tui_hpo.data import export as exporting
+    from tui_hpo.data import filters
+
+    fmt = exporting.format_of(path)
+    filters.parse(filter_text)  # the syntax; param names against the study in ``filtered``
+    table = exporting.read_table(s.engine, s.study_id).filtered(filter_text)
+    exporting.write_file(path, lambda out: table.write(out, fmt))
+    return Outcome(
+        "export",
+        s.name,
+        f"wrote {len(table)} trials to {path}",
+        {"path": path, "format": fmt, "trials": len(table), "filter": filter_text},
+    )
 
 
 def copy_study(

@@ -86,6 +86,15 @@ FORMS: dict[str, Callable[[], forms._Form]] = {
         "Filter trials", "", "lr < 1e-3", "fields: number state value ..."
     ),
     "jump prompt": lambda: forms.PromptScreen("Go to trial", "", "trial number"),
+    "copy study": lambda: forms.CopyStudyForm("a-study-with-a-rather-long-name-for-80-columns"),
+    "delete study": lambda: forms.DeleteStudyScreen("a-study-with-a-long-name-for-80x24", 12345),
+    "export prompt": lambda: forms.PromptScreen(
+        "Export the trials matching state == COMPLETE to",
+        "s.csv",
+        "study.csv",
+        "a file named *.csv or *.json (relative: to the folder the app started in)",
+        label="file",
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
+from tui_hpo.data.plot_data import Choice, Figure
 from tui_hpo.data.session import StudyRow, StudySnapshot
 from tui_hpo.machine.figures import HardwareRow
 
@@ -101,3 +102,13 @@ class ActionDone(Message):
     text: str
     opens: str | None = None
     """A study to open now (one the app just launched)."""
+
+
+@dataclass
+class FigureReady(_Replaceable, bubble=False):
+    """A figure for frame ``generation`` and the choice that made it (``error``: why none)."""
+
+    generation: int
+    choice: Choice
+    figure: Figure | None
+    error: str | None = None

@@ -29,35 +29,6 @@ def _format(fmt: str | None, output: str | None) -> str:
     return chosen
 
 
-def _write_file(path: str, write: Callable[[TextIO], None]) -> None:
-    """Write to ``path`` through a temporary file beside it, renamed at the end, so a failed
-    export never leaves half a file (or truncates an earlier one)."""
-    import tempfile
-
-    where = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{where.name}.", suffix=".part", dir=where.parent)
-    except OSError as exc:
-        raise UserError(f"can't write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            write(out)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, where)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"can't write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write_stdout(write: Callable[[TextIO], None]) -> None:
     out: TextIO = click.get_text_stream("stdout")
     try:
@@ -122,5 +93,5 @@ def export(
     if output is None or output == "-":
         _write_stdout(write)
     else:
-        _write_file(output, write)
+        exporting.write_file(output, write)
         click.echo(f"{len(table)} trials of {study!r} written to {output} ({chosen})", err=True)

@@ -38,8 +38,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import numpy as np
@@ -59,6 +61,7 @@ from tui_hpo.data.frames import (
 )
 from tui_hpo.data.summaries import directions as study_directions
 from tui_hpo.data.summaries import metric_names as study_metric_names
+from tui_hpo.errors import UserError
 from tui_hpo.storage import attrs
 
 FORMATS = ("csv", "json")
@@ -580,6 +583,46 @@ def _distributions(con: sa.Connection, study_id: int, names: list[str]) -> dict[
     }
 
 
+def format_of(path: str) -> str:
+    """The format a file name asks for: ``json`` for ``*.json``, ``csv`` for ``*.csv``; any
+    other name is one line, so that a typo in a prompt never writes CSV under a wrong name."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise UserError(f"can't tell the format of {path!r}: name the file *.csv or *.json")
+    return suffix
+
+
+def write_file(path: str, write: Callable[[TextIO], None]) -> None:
+    """Write to ``path`` through a temporary file beside it, renamed at the end, so a failed
+    export never leaves half a file (or truncates an earlier one)."""
+    import tempfile
+
+    where = Path(path)
+    if where.is_dir():
+        raise UserError(f"can't write {path}: it is a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{where.name}.", suffix=".part", dir=where.parent)
+    except OSError as exc:
+        raise UserError(f"can't write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            write(out)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, where)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"can't write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def export(
     engine: sa.Engine, study_id: int, out: TextIO, *, fmt: str = "csv", filter_text: str = ""
 ) -> int:
@@ -589,4 +632,13 @@ def export(
     return len(table)
 
 
-__all__ = ["FAIL_REASON_COLUMN", "FORMATS", "SAMPLER_COLUMN", "TrialTable", "export", "read_table"]
+__all__ = [
+    "FAIL_REASON_COLUMN",
+    "FORMATS",
+    "SAMPLER_COLUMN",
+    "TrialTable",
+    "export",
+    "format_of",
+    "read_table",
+    "write_file",
+]

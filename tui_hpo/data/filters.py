@@ -960,3 +960,16 @@ def parse(text: str, fields: Iterable[str] | None = None) -> Filter:
 
 
 __all__ = ["HELP", "MAX_DEPTH", "MAX_LENGTH", "Filter", "FilterError", "parse", "study_fields"]
+
+
+HIDDEN_STATES = ("PRUNED", "FAIL")
+"""What the app's ``H`` hides from the table and the plots (the counts keep them)."""
+
+
+def rows_shown(frame: TrialFrame, text: str, hide_ended: bool = False) -> np.ndarray:
+    """The rows the app shows: those the filter ``text`` keeps, less the pruned and failed
+    trials when ``hide_ended``. One place for the table and the plots, so they agree."""
+    keep = parse(text).mask(frame) if text.strip() else np.ones(len(frame), dtype=bool)
+    if hide_ended:
+        keep &= ~np.isin(frame.state, [STATE_CODE[s] for s in HIDDEN_STATES])
+    return np.flatnonzero(keep)

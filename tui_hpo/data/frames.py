@@ -30,7 +30,13 @@ from tui_hpo.storage import attrs
 STATE_NAMES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
 STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
 UNFINISHED = (STATE_CODE["RUNNING"], STATE_CODE["WAITING"])
-ATTR_KEYS = {attrs.HOST: "host", attrs.GPU: "gpu", attrs.SAMPLER: "sampler", attrs.TAGS: "tags"}
+ATTR_KEYS = {
+    attrs.HOST: "host",
+    attrs.GPU: "gpu",
+    attrs.SAMPLER: "sampler",
+    attrs.TAGS: "tags",
+    attrs.WORKER: "worker",
+}
 CHUNK = 900  # bound parameter lists stay under SQLite's 999-variable limit
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -105,6 +111,9 @@ class TrialFrame:
     tags: Categorical | None = None
     """Each trial's tags (``tui_hpo.tags``), as labels like ``bad,keep`` (code -1 or ``""``:
     none). None: a frame made without them (tests), read as no trial having a tag."""
+    worker: Categorical | None = None
+    """The worker that ran each trial (``tui_hpo.worker``, its number in the study), for the
+    timeline's rows; None or ``""``: not known (a plain Optuna run)."""
 
     def tags_of(self, i: int) -> list[str]:
         """The tags of the trial at row ``i``."""
@@ -146,7 +155,7 @@ class _Columns:
     TrialFrame when something changed. Everything is filled with numpy operations over whole
     result sets: a Python loop per trial is what makes 100,000 trials slow."""
 
-    TEXT = ("host", "gpu", "sampler", "tags")
+    TEXT = ("host", "gpu", "sampler", "tags", "worker")
 
     def __init__(self, n_objectives: int) -> None:
         self.n = 0
@@ -511,6 +520,7 @@ class StudyReader:
             gpu=Categorical(c.text["gpu"][:n][order], tuple(c.labels["gpu"])),
             sampler=Categorical(c.text["sampler"][:n][order], tuple(c.labels["sampler"])),
             tags=Categorical(c.text["tags"][:n][order], tuple(c.labels["tags"])),
+            worker=Categorical(c.text["worker"][:n][order], tuple(c.labels["worker"])),
             generation=self._generation,
             read_at=time.time(),
             metric_names=self._metric_names,

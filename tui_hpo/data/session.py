@@ -204,6 +204,14 @@ class Session:
             cache.queue_read_at = time.monotonic()
         return cache.queue
 
+    def forget(self, name: str) -> None:
+        """Drop what is cached about study ``name`` (its id, its reader): called once it is
+        deleted, so a study made later under the same name is looked up afresh."""
+        with self._lock:
+            study_id = self._ids.pop(name, None)
+            if study_id is not None:
+                self._studies.pop(study_id, None)
+
     def reader(self, study_id: int) -> StudyReader:
         with self._lock:
             return self._studies[study_id].reader

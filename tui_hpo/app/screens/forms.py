@@ -455,6 +455,99 @@ class EnqueueForm(_Form):
         return values["params"]
 
 
+@dataclass(frozen=True)
+class CopyRequest:
+    """What the copy form hands back: the new study's name and the filter (empty: all)."""
+
+    name: str
+    filter_text: str
+
+
+class CopyStudyForm(_Form):
+    """A copy of a study under a new name, with only the trials a filter matches: how bad
+    trials are dropped, since Optuna can't delete one. The name and the filter's syntax are
+    checked here as ``tui-hpo copy-study`` checks them; whether the filter matches a trial and
+    the name is free, only the storage can say (the verb's notification)."""
+
+    TITLE_TEXT = "Copy a study"
+    OK = "Copy"
+
+    def __init__(self, study: str) -> None:
+        super().__init__()
+        self.study = study
+
+    def title_text(self) -> str:
+        return f"Copy study {self.study}"
+
+    def fields(self) -> list[Field]:
+        return [
+            Field(
+                "copy-name",
+                "new name",
+                "The copy's name; no study may have it yet. Trials are renumbered from 0.",
+                f"{self.study}-copy",
+                f"{self.study}-copy",
+            ),
+            Field(
+                "copy-filter",
+                "filter",
+                "Only the trials this matches (the table's filter language); empty: all. "
+                "e.g. state == COMPLETE and tag != bad",
+                "",
+                "state == COMPLETE and tag != bad",
+            ),
+        ]
+
+    def errors(self, values: Values) -> dict[str, str]:
+        from tui_hpo.control.study_copies import check_name
+        from tui_hpo.data.filters import parse
+
+        return _first_error(
+            {
+                "copy-name": lambda: check_name(values["copy-name"]),
+                "copy-filter": lambda: parse(values["copy-filter"]),
+            }
+        )
+
+    def result(self, values: Values) -> object:
+        return CopyRequest(values["copy-name"], values["copy-filter"])
+
+
+class DeleteStudyScreen(_Form):
+    """The yes to deleting a study for good: its name, typed. Enter alone, or a key pressed
+    by habit, can't delete what has no undo; Escape cancels."""
+
+    OK = "Delete"
+    BUTTONS_HELP = "Type the study's name, then Enter or Delete; Escape cancels"
+
+    def __init__(self, study: str, trials: int) -> None:
+        super().__init__()
+        self.study = study
+        self.trials = trials
+
+    def title_text(self) -> str:
+        return f"Delete study {self.study!r} and its {self.trials} trial(s) for good?"
+
+    def fields(self) -> list[Field]:
+        return [
+            Field(
+                "confirm-name",
+                "study name",
+                "Its trials, notes and tui-hpo's rows go with it; there is no undo. Escape cancels",
+                "",
+                self.study,
+            )
+        ]
+
+    def errors(self, values: Values) -> dict[str, str]:
+        if values["confirm-name"] == self.study:
+            return {}
+        return {"confirm-name": f"type {self.study} exactly to delete it (Escape cancels)"}
+
+    def result(self, values: Values) -> object:
+        return True
+
+
 # the new-study form's own checks -----------------------------------------------------------------
 # ``tui-hpo launch`` checks an objective's form, directions and --hosts in tui_hpo.runtime, which
 # the app may not import (pyproject's import contracts); these say exactly what those say (the

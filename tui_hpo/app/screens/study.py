@@ -1,5 +1,5 @@
-"""One study: header and counts, then six panes (trials, Pareto or best value, the selected
-trial, importance, workers, log), each a widget that owns the thread workers loading what it
+"""One study: header and counts, then seven panes (trials, Pareto or best value, the selected
+trial, importance, workers, log, plots), each a widget that owns the thread workers loading what it
 shows (``app/widgets``).
 
 This screen polls the study's snapshot (a thread worker posts it; the handler hands it to the
@@ -7,7 +7,8 @@ panes), reschedules the poll with ``set_timer`` after each answer so a slow stor
 polls instead of piling them up, shows a banner while the storage is away, and turns keys into
 steering verbs (``tui_hpo.steering``, the same functions as the CLI's commands).
 
-At 80x24 one pane shows at a time (keys 1-6); from 150x40 four panes share the screen.
+At 80x24 one pane shows at a time (keys 1-7); from 150x40 four panes share the screen, or the
+trials and the trial beside the plots.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tui_hpo.app.widgets.front_pane import FrontPane
 from tui_hpo.app.widgets.header import StudyHeader
 from tui_hpo.app.widgets.importance_pane import ImportancePane
 from tui_hpo.app.widgets.log_pane import LogPane
+from tui_hpo.app.widgets.plots_pane import PlotsPane
 from tui_hpo.app.widgets.trials_pane import TrialsPane
 from tui_hpo.app.widgets.trials_table import TrialsTable
 from tui_hpo.app.widgets.workers_pane import WorkersPane
@@ -46,7 +48,7 @@ POLL_S = 1.0
 SETTLE_S = 0.12
 MAX_BACKOFF_S = 30.0
 WIDE = (150, 40)
-PANES = ("trials", "front", "detail", "importance", "workers", "log")
+PANES = ("trials", "front", "detail", "importance", "workers", "log", "plots")
 PANE_TITLES = {
     "trials": "1 trials",
     "front": "2 pareto/best",
@@ -54,7 +56,9 @@ PANE_TITLES = {
     "importance": "4 importance",
     "workers": "5 workers",
     "log": "6 log",
+    "plots": "7 plots",
 }
+RIGHT = ("front", "importance", "workers", "log", "plots")
 FILTER_HINT = (
     "fields: number state value values[i] duration host gpu sampler tag and params; and/or/not; "
     "empty shows all"
@@ -70,6 +74,7 @@ class StudyScreen(Screen[None]):
         Binding("4", "pane('importance')", "Importance", show=False),
         Binding("5", "pane('workers')", "Workers", show=False),
         Binding("6", "pane('log')", "Log", show=False),
+        Binding("7", "pane('plots')", "Plots", show=False),
         Binding("p", "pause", "Pause/resume", tooltip="Soft pause: running trials finish"),
         Binding("z", "freeze", "Freeze/thaw", tooltip="SIGSTOP/SIGCONT this machine's workers"),
         Binding("m", "sampler", "Sampler", tooltip="Switch the sampler"),
@@ -87,6 +92,18 @@ class StudyScreen(Screen[None]):
         Binding("c", "compare", "Compare", tooltip="Pin the selected trial's curve"),
         Binding("t", "tag", "Tag", tooltip="Tag the selected trial (-name removes a tag)"),
         Binding("N", "note", "Note", tooltip="Edit the selected trial's note (optuna-dashboard's)"),
+        Binding("E", "export", "Export", tooltip="Write the filtered trials to CSV or JSON"),
+        Binding("v", "plot_kind(1)", "Plots", tooltip="Show the plots; again: the next plot"),
+        Binding("V", "plot_kind(-1)", "Prev plot", show=False, tooltip="The previous plot"),
+        Binding("o", "plot_param('x')", "Plot x", show=False, tooltip="Next param on the x axis"),
+        Binding("y", "plot_param('y')", "Plot y", show=False, tooltip="Next param on the y axis"),
+        Binding("O", "plot_objective", "Objective", show=False, tooltip="Next objective to plot"),
+        Binding(
+            "H",
+            "hide_ended",
+            "Hide pruned",
+            tooltip="Hide pruned and failed trials from the table and plots (counts stay)",
+        ),
         Binding("a", "axes", "Axes", show=False, tooltip="Next pair of objectives to plot"),
         Binding("left_square_bracket", "front_step(-1)", "Prev front", show=False),
         Binding("right_square_bracket", "front_step(1)", "Next front", show=False),
@@ -109,6 +126,8 @@ class StudyScreen(Screen[None]):
         self.active = "trials"
         self._backoff = POLL_S
         self._settle: Timer | None = None
+        self.hide_ended = False
+        """``H``: pruned and failed trials left out of the table and the plots."""
 
     # layout ---------------------------------------------------------------------------------
 
@@ -125,6 +144,7 @@ class StudyScreen(Screen[None]):
                 yield ImportancePane()
                 yield WorkersPane()
                 yield LogPane()
+                yield PlotsPane()
         yield Footer(compact=True)
 
     @property
@@ -147,9 +167,7 @@ class StudyScreen(Screen[None]):
         width, height = self.app.size
         wide = width >= WIDE[0] and height >= WIDE[1]
         left_shown = {"trials", "detail"}
-        right_pick = (
-            self.active if self.active in ("front", "importance", "workers", "log") else "front"
-        )
+        right_pick = self.active if self.active in RIGHT else "front"
         for pane in PANES:
             widget = self.query_one(f"#{pane}")
             if wide:
@@ -166,6 +184,9 @@ class StudyScreen(Screen[None]):
             f"[reverse]{PANE_TITLES[p]}[/]" if p == self.active else PANE_TITLES[p] for p in PANES
         )
         self.query_one("#tabs", Static).update(tabs + "   ? help")
+        plots = self.query_one(PlotsPane)
+        if plots.display:
+            plots.shown()
 
     def action_pane(self, pane: str) -> None:
         self.active = pane
@@ -208,6 +229,7 @@ class StudyScreen(Screen[None]):
             self.trials.show(snap.frame, snap.pareto)
             self.query_one(FrontPane).paint(snap, self._selected())
             self.query_one(ImportancePane).update(snap.frame)
+            self.query_one(PlotsPane).show(snap.frame, self.session)
             self._refresh_selected()
         elif self._selected_running():
             self._refresh_selected()
@@ -244,6 +266,7 @@ class StudyScreen(Screen[None]):
                 self.notify(getattr(exc, "message", str(exc)), severity="error")
                 return
             self.trials.set_filter(str(text))
+            self.query_one(PlotsPane).set_view(str(text), self.hide_ended)
 
         prompt = forms.PromptScreen(
             "Filter trials", self.trials.filter_text, "lr < 1e-3 and state == COMPLETE", FILTER_HINT
@@ -469,6 +492,57 @@ class StudyScreen(Screen[None]):
                 self.steer(steering.note, number, edit.text, expected_version=edit.version)
 
         self.app.push_screen(NoteScreen(f"Note of trial {number} ({study})", load), done)
+
+    def action_export(self) -> None:
+        """Write the trials the filter shows to a file, CSV or JSON by its name, with the
+        columns of ``tui-hpo export``; the verb checks the name and writes in a thread.
+        Pruned and failed trials hidden with ``H`` stay out of the file too: it is the view."""
+        filter_text = self.trials.filter_text
+        if self.hide_ended:
+            hidden = "not state in (pruned, fail)"
+            filter_text = f"({filter_text}) and {hidden}" if filter_text.strip() else hidden
+
+        def done(text: object) -> None:
+            if text:
+                self.steer(steering.export, str(text), filter_text=filter_text)
+
+        shown = f"the trials matching {filter_text}" if filter_text.strip() else "every trial"
+        prompt = forms.PromptScreen(
+            f"Export {shown} to",
+            f"{self.study}.csv",
+            "study.csv",
+            "a file named *.csv or *.json (relative: to the folder the app started in)",
+            label="file",
+        )
+        self.app.push_screen(prompt, done)
+
+    # the plots ------------------------------------------------------------------------------
+
+    def action_plot_kind(self, step: int) -> None:
+        """The first press shows the plots pane; the next ones go through the plots."""
+        if self.active != "plots":
+            self.action_pane("plots")
+            return
+        self.query_one(PlotsPane).step_kind(step)
+
+    def action_plot_param(self, axis: str) -> None:
+        if self.active != "plots":
+            self.action_pane("plots")
+        self.query_one(PlotsPane).step_param(axis)
+
+    def action_plot_objective(self) -> None:
+        if self.active != "plots":
+            self.action_pane("plots")
+        self.query_one(PlotsPane).step_objective()
+
+    def action_hide_ended(self) -> None:
+        """Pruned and failed trials out of the table and the plots, or back; the header's
+        counts keep them, since how many were pruned is the point of watching."""
+        self.hide_ended = not self.hide_ended
+        self.trials.set_hide(self.hide_ended)
+        self.query_one(PlotsPane).set_view(self.trials.filter_text, self.hide_ended)
+        said = "hidden (the counts keep them)" if self.hide_ended else "shown again"
+        self.notify(f"pruned and failed trials {said}")
 
     def action_back(self) -> None:
         self.app.pop_screen()

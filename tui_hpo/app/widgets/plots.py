@@ -15,7 +15,7 @@ from tui_hpo.data.analysis import best_history
 from tui_hpo.data.frames import TrialFrame
 
 MAX_POINTS = 4000
-CURVE_COLORS = ("cyan", "yellow", "magenta", "green", "blue", "red", "white")
+CURVE_COLORS = ("cyan", "orange", "magenta", "green", "blue", "red", "white")
 
 
 def _thin(idx: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:

@@ -28,6 +28,8 @@ class TrialsPane(Container):
         self.filter_text = ""
         """The filter asked for; what the rows show once its ViewReady is in."""
         self._good_filter = ""
+        self.hide_ended = False
+        """Pruned and failed trials left out (the screen's ``H``)."""
         self._pending_jump: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -46,21 +48,22 @@ class TrialsPane(Container):
     def refilter(self) -> None:
         if self.frame is not None:
             table = self.table
-            self.compute_view(self.frame, self.filter_text, table.sort_key, table.descending)
+            self.compute_view(
+                self.frame, self.filter_text, self.hide_ended, table.sort_key, table.descending
+            )
 
     @work(thread=True, exclusive=True, group="view", exit_on_error=False)
     def compute_view(
-        self, frame: TrialFrame, filter_text: str, sort_key: str, descending: bool
+        self, frame: TrialFrame, filter_text: str, hide_ended: bool, sort_key: str, descending: bool
     ) -> None:
         from tui_hpo.data import filters
 
         rows = np.arange(len(frame))
         error = None
-        if filter_text.strip():
-            try:
-                rows = np.flatnonzero(filters.parse(filter_text).mask(frame))
-            except Exception as exc:  # FilterError and anything unexpected: one line
-                error = getattr(exc, "message", str(exc))
+        try:
+            rows = filters.rows_shown(frame, filter_text, hide_ended)
+        except Exception as exc:  # FilterError and anything unexpected: one line
+            error = getattr(exc, "message", str(exc))
         view = ordered(frame, rows, sort_key, descending)
         self.post_message(ViewReady(frame.generation, view, filter_text, error))
 
@@ -84,9 +87,11 @@ class TrialsPane(Container):
             number, self._pending_jump = self._pending_jump, None
             if not table.go_to_number(number):
                 self.notify(f"no trial {number}", severity="warning")
-        if message.filter_text:
+        hidden = "pruned and failed hidden" if self.hide_ended else ""
+        if message.filter_text or hidden:
             self.border_title = f"{TITLE} ({len(message.view)}/{len(frame)})"
-            self.border_subtitle = f"filter: {message.filter_text}"
+            where = f"filter: {message.filter_text}" if message.filter_text else ""
+            self.border_subtitle = " · ".join(w for w in (where, hidden) if w)
         else:
             self.border_title = TITLE
             self.border_subtitle = ""
@@ -95,6 +100,10 @@ class TrialsPane(Container):
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
+        self.refilter()
+
+    def set_hide(self, hide_ended: bool) -> None:
+        self.hide_ended = hide_ended
         self.refilter()
 
     def sort_next(self) -> None:
