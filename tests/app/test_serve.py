@@ -338,7 +338,7 @@ def test_other_origins_and_host_names_are_refused(
     ],
 )
 def test_refusal(host: str, origin: str | None, bound: str, local: bool, refused: bool) -> None:
-    from tui_hpo.cli.serve import refusal
+    from tui_hpo.app.served import refusal
 
     assert (refusal(host, origin, bound, local) is not None) is refused
 

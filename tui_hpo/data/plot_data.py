@@ -14,7 +14,6 @@ it is computed in a thread worker and tested without a screen.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -210,7 +209,7 @@ def slice_figure(frame: TrialFrame, rows: np.ndarray, choice: Choice) -> Figure:
     done = done_rows(frame, rows, k)
     title = f"slice · {name} → {frame.objective_name(k)}"
     if name is None or not len(done):
-        return Figure(title, empty=_nothing(frame, name))
+        return Figure(title, empty=_nothing(name))
     done = done[~np.isnan(frame.params[name].values[done])]
     if not len(done):
         return Figure(title, empty=f"no finished trial has {name}")
@@ -248,7 +247,7 @@ def parallel_figure(
     names = params_of(frame)[: max(1, width // 12 - 1)]
     title = f"parallel coordinates · {frame.objective_name(k)}"
     if not names or not len(done):
-        return Figure(title, empty=_nothing(frame, names[0] if names else None))
+        return Figure(title, empty=_nothing(names[0] if names else None))
     shown = sample_with_best(frame, done, k, LINES)
     columns = []
     for name in names:
@@ -389,7 +388,7 @@ def edf_figure(frame: TrialFrame, rows: np.ndarray, choice: Choice, points: int 
     done = done_rows(frame, rows, k)
     title = f"EDF · {frame.objective_name(k)}"
     if not len(done):
-        return Figure(title, empty=_nothing(frame, ""))
+        return Figure(title, empty=_nothing(""))
     values = np.sort(frame.values[done, k])
     n = len(values)
     at = np.unique(np.linspace(0, n - 1, min(points, n)).astype(np.int64))
@@ -413,7 +412,7 @@ def rank_figure(frame: TrialFrame, rows: np.ndarray, choice: Choice) -> Figure:
     title = f"rank · {px} × {py or 'trial'} by {frame.objective_name(k)}"
     done = done_rows(frame, rows, k)
     if px is None or not len(done):
-        return Figure(title, empty=_nothing(frame, px))
+        return Figure(title, empty=_nothing(px))
     x, ax = axis_of(frame.params[px], done)
     if py is None:
         y, ay = frame.number[done].astype(np.float64), {}
@@ -470,7 +469,8 @@ def curves_figure(
     finished ones in cyan, the best ones on top in green."""
     k = choice.objective
     title = "learning curves (intermediate values)"
-    chosen = curve_trials(frame, rows, choice)
+    # the rows whose curves were read (``curve_trials``, by the caller before its read)
+    chosen = rows[np.isin(frame.trial_id[rows], np.fromiter(curves, dtype=np.int64))]
     done = done_rows(frame, rows, k)
     best = set(frame.trial_id[best_rows(frame, done, k)].tolist()) if len(done) else set()
     groups: dict[str, list[list[tuple[int, float]]]] = {"gray": [], "cyan": [], "green": []}
@@ -616,7 +616,7 @@ def _unit(seconds: float) -> tuple[float, str]:
     return 1.0, "seconds"
 
 
-def _nothing(frame: TrialFrame, param: str | None) -> str:
+def _nothing(param: str | None) -> str:
     if param is None:
         return "this study's trials have no params yet"
     return "no finished trial to plot yet (the filter, or hiding pruned and failed, may hide them)"
@@ -648,9 +648,3 @@ def figure(
     if kind == "timeline":
         return timeline_figure(frame, rows, now, cols, lines)
     raise ValueError(f"no plot {kind!r}")
-
-
-def log_ok(values: np.ndarray) -> bool:
-    """Whether an axis of these values can be drawn on a log scale."""
-    finite = values[np.isfinite(values)]
-    return bool(len(finite)) and bool((finite > 0).all()) and not math.isnan(float(finite.min()))

@@ -20,6 +20,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static, TextArea
 
+from tui_hpo import steering
+from tui_hpo.data.session import Session
 from tui_hpo.errors import UserError, one_line
 
 
@@ -126,3 +128,17 @@ class NoteScreen(ModalScreen[NoteEdit | None]):
             self.action_save()
         else:
             self.dismiss(None)
+
+
+def note_loader(session: Session, study: str, number: int | None) -> Callable[[], tuple[str, int]]:
+    """What the editor runs in its thread worker to read the note of ``study`` (``number``
+    None) or of its trial ``number``: the text and the version it is saved against."""
+
+    def load() -> tuple[str, int]:
+        steered = steering.Steered(
+            session.target, study, storage=session.storage, study_id=session.study_id(study)
+        )
+        found = steering.read_note(steered, number)
+        return found.message, int(found.details["version"])
+
+    return load

@@ -29,7 +29,7 @@ from tui_hpo.app.format import age_text
 from tui_hpo.app.messages import ActionDone, StorageDown, StudiesLoaded
 from tui_hpo.app.screens import forms
 from tui_hpo.app.screens.compare import CompareScreen
-from tui_hpo.app.screens.note import NoteEdit, NoteScreen
+from tui_hpo.app.screens.note import NoteEdit, NoteScreen, note_loader
 from tui_hpo.data.session import Session, StudyRow
 from tui_hpo.errors import one_line
 from tui_hpo.storage.urls import resolve_url
@@ -294,14 +294,7 @@ class StudiesScreen(Screen[None]):
         if row is None:
             return
         name = row.summary.name
-        session = tui_app(self).session
-
-        def load() -> tuple[str, int]:  # in the editor's thread worker
-            steered = steering.Steered(
-                session.target, name, storage=session.storage, study_id=session.study_id(name)
-            )
-            found = steering.read_note(steered, None)
-            return found.message, int(found.details["version"])
+        load = note_loader(tui_app(self).session, name, None)
 
         def done(edit: NoteEdit | None) -> None:
             if edit is not None:

@@ -30,7 +30,7 @@ from tui_hpo import steering
 from tui_hpo.app.context import tui_app
 from tui_hpo.app.messages import ActionDone, SnapshotLoaded, StorageDown
 from tui_hpo.app.screens import forms
-from tui_hpo.app.screens.note import NoteEdit, NoteScreen
+from tui_hpo.app.screens.note import NoteEdit, NoteScreen, note_loader
 from tui_hpo.app.widgets.detail_pane import DetailPane
 from tui_hpo.app.widgets.front_pane import FrontPane
 from tui_hpo.app.widgets.header import StudyHeader
@@ -478,14 +478,8 @@ class StudyScreen(Screen[None]):
         number = self._selected_number(need_running=False)
         if number is None:
             return
-        session, study = self.session, self.study
-
-        def load() -> tuple[str, int]:  # in the editor's thread worker
-            steered = steering.Steered(
-                session.target, study, storage=session.storage, study_id=session.study_id(study)
-            )
-            found = steering.read_note(steered, number)
-            return found.message, int(found.details["version"])
+        study = self.study
+        load = note_loader(self.session, study, number)
 
         def done(edit: NoteEdit | None) -> None:
             if edit is not None:
