@@ -202,3 +202,13 @@ def test_a_hundred_thousand_trials_stay_bounded_by_the_plot(size: tuple[int, int
         figure = plot_data.figure(frame, rows, choice, size, 2_000_000.0, curves)
         assert not figure.empty, kind
         assert points(figure) <= max(2 * plot_data.POINTS, 4 * cells), (kind, points(figure))
+
+
+def test_a_cpu_worker_is_named_without_a_gpu() -> None:
+    """A worker on the CPU records GPU "none": its line says host and worker only."""
+    from dataclasses import replace
+
+    frame = make_frame(12)
+    cpu = replace(frame, gpu=Categorical(np.zeros(12, dtype=np.int32), ("none",)))
+    figure = plot_data.timeline_figure(cpu, np.arange(12), now=1_000_000.0 + 3000)
+    assert figure.details["workers"][:2] == ["box-a w1", "box-a w2"]

@@ -75,6 +75,7 @@ class Figure:
     yticks: tuple[Sequence[float], Sequence[str]] | None = None
     xlog: bool = False
     ylog: bool = False
+    ylim: tuple[float, float] | None = None
     note: str = ""
     """What the figure left out or how it was read (``2,000 of 100,000 trials``)."""
     empty: str = ""
@@ -565,6 +566,8 @@ def timeline_figure(
         xlabel=f"{unit} since the first trial started",
         series=tuple(series),
         yticks=(list(range(len(labels))), [str(label)[:18] for label in labels]),
+        # a band above the top line for the legend, which would hide its bars otherwise
+        ylim=(-0.5, len(labels) - 0.5 + max(1.0, 0.3 * len(labels))),
         note=f"{len(labels)} workers · {idle:.0%} of worker time idle",
         details={"workers": [str(label) for label in labels], "idle": idle, "span": t1 - t0},
     )
@@ -593,7 +596,7 @@ def _worker_lines(frame: TrialFrame, rows: np.ndarray) -> tuple[np.ndarray, np.n
         words = [host or "?"]
         if worker:
             words.append(f"w{worker}")
-        if gpu:
+        if gpu and gpu != "none":  # a worker on the CPU records GPU "none"
             words.append(f"gpu{gpu}")
         labels.append(" ".join(words))
     del unique

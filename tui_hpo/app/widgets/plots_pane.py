@@ -57,6 +57,8 @@ def paint(plt: Any, figure: Figure) -> None:
         plt.xticks(list(figure.xticks[0]), list(figure.xticks[1]))
     if figure.yticks is not None:
         plt.yticks(list(figure.yticks[0]), list(figure.yticks[1]))
+    if figure.ylim is not None:
+        plt.ylim(*figure.ylim)
     # plotext takes the log of the axis' span: one value (or none) has no span to take
     if figure.xlog and _spans(figure, "x"):
         plt.xscale("log")
